@@ -1,0 +1,75 @@
+"""mfgsolve: mean field game equilibria by an explicit fixed-point search.
+
+Data flows one way: problem -> flow -> oracle -> scheme -> result.
+
+>>> import mfgsolve as mfg
+>>> pb = mfg.load_problem("lq-1d")
+>>> res = mfg.solve(pb, mfg.ExactLQOracle(), scheme=mfg.Picard(), progress=False)
+>>> res.summary.diagnosis, res.summary.mean_error < 1e-8
+('contracting', True)
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("mfgsolve")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+from mfgsolve.diagnosis import Verdict, diagnose
+from mfgsolve.errors import NoEquilibriumError, SpecError
+from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
+from mfgsolve.lq import LQProblem, load_toml
+from mfgsolve.metrics import Exploitability, exploitability, flow_distance, gaussian_w2, mean_error, wasserstein
+from mfgsolve.oracles import BestResponseInfo, ExactLQOracle, Oracle
+from mfgsolve.policies import AffinePolicy, MixturePolicy, Policy
+from mfgsolve.population import propagate, static_flow
+from mfgsolve.problem import Problem
+from mfgsolve.reference.lq import LQReference
+from mfgsolve.registry import available_problems, load_problem
+from mfgsolve.results import IterationRecord, RunFiles, SolveResult, Summary, load_run, save_run
+from mfgsolve.schemes import Damped, FictitiousPlay, Picard, Scheme, make_scheme
+from mfgsolve.solve import solve
+
+__all__ = [
+    "__version__",
+    "AffinePolicy",
+    "BestResponseInfo",
+    "Damped",
+    "ExactLQOracle",
+    "Exploitability",
+    "FictitiousPlay",
+    "Flow",
+    "GaussianFlow",
+    "IterationRecord",
+    "LQProblem",
+    "LQReference",
+    "MixturePolicy",
+    "NoEquilibriumError",
+    "Oracle",
+    "ParticleFlow",
+    "Picard",
+    "Policy",
+    "Problem",
+    "RunFiles",
+    "Scheme",
+    "SolveResult",
+    "SpecError",
+    "Summary",
+    "Verdict",
+    "available_problems",
+    "diagnose",
+    "exploitability",
+    "flow_distance",
+    "gaussian_w2",
+    "load_problem",
+    "load_run",
+    "load_toml",
+    "make_scheme",
+    "mean_error",
+    "propagate",
+    "save_run",
+    "solve",
+    "static_flow",
+    "wasserstein",
+]

@@ -1,0 +1,206 @@
+"""The ``mfgsolve`` command line: ``solve``, ``reference``, ``list``.
+
+Bad input (a bad spec, an unknown name, scheme or oracle, an option out of range, an ``--out`` that is a
+file) prints one line on stderr naming what is wrong and exits with code 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from mfgsolve.errors import NoEquilibriumError, SpecError
+
+__all__ = ["main"]
+
+ORACLES = ("exact",)
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _positive_int(field: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{field}: must be a positive integer, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{field}: must be a positive integer, got {text!r}")
+        return value
+
+    return parse
+
+
+def _positive_float(field: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{field}: must be a positive number, got {text!r}") from None
+        if not value > 0 or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{field}: must be a positive number, got {text!r}")
+        return value
+
+    return parse
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--alpha: must be a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"--alpha: must lie in (0, 1], got {text!r}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed: must be a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--seed: must be a non-negative integer, got {text!r}")
+    return value
+
+
+def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are TOML values (numbers, ``[[1, 0], [0, 1]]``, strings in quotes)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SpecError("--set", f"expected key=value, got {item!r}")
+        try:
+            out[key] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            raise SpecError(key, f"cannot read value {value!r} (numbers, [lists] or \"strings\")") from None
+    return out
+
+
+def _out_dir(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"--out: {text} exists and is not a directory")
+    return path
+
+
+def _parser() -> _Parser:
+    parser = _Parser(prog="mfgsolve", description="Mean field game equilibria by an explicit fixed-point search.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    common = _Parser(add_help=False)
+    common.add_argument("problem", metavar="PROBLEM", help="a registered name (see `mfgsolve list`) or a .toml spec")
+    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a problem parameter (validated like a spec); repeatable")
+    common.add_argument("--out", type=_out_dir, required=True, metavar="DIR", help="directory for the result files")
+
+    s = sub.add_parser("solve", parents=[common], help="search the equilibrium; writes a run directory")
+    s.add_argument("--oracle", default="exact", help=f"best-response oracle: {', '.join(ORACLES)} (default exact)")
+    s.add_argument("--scheme", default="picard", help="picard | damped | fp (default picard)")
+    s.add_argument("--alpha", type=_alpha, default=None, help="damping weight in (0, 1] for --scheme damped (default 0.5)")
+    s.add_argument("--iterations", type=_positive_int("--iterations"), default=100, help="outer iteration budget (default 100)")
+    s.add_argument("--tol", type=_positive_float("--tol"), default=1e-10, help="stop when the W2 residual is at most this (default 1e-10)")
+    s.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the run's generators (default 0)")
+    s.add_argument("--flow", choices=("gaussian", "particles"), default=None,
+                   help="flow representation (default: gaussian for LQ with the exact oracle, else particles)")
+    s.add_argument("--particles", type=_positive_int("--particles"), default=4096, help="particles per flow (default 4096)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sub.add_parser("reference", parents=[common], help="write the exact equilibrium to DIR/reference.json")
+    sub.add_parser("list", help="list the registered problems")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"mfgsolve: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mfgsolve`` console script; returns the exit code."""
+    try:
+        args = _parser().parse_args(argv)
+    except _UsageError as exc:
+        return _fail(str(exc))
+    try:
+        return _run(args)
+    except SpecError as exc:
+        return _fail(str(exc))
+    except NoEquilibriumError as exc:
+        return _fail(f"{args.problem}: {exc}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mfgsolve.registry import available_problems, load_problem
+
+    if args.command == "list":
+        for name, ep in sorted(available_problems().items()):
+            print(f"{name}\t{ep.value}")
+        return 0
+    problem = load_problem(args.problem, _parse_sets(args.set))
+    if args.command == "reference":
+        return _reference(problem, args)
+    return _solve(problem, args)
+
+
+def _reference(problem: Any, args: argparse.Namespace) -> int:
+    from mfgsolve.results import write_json
+
+    ref = problem.reference() if hasattr(problem, "reference") else None
+    if ref is None:
+        raise SpecError("PROBLEM", f"{args.problem} has no exact reference")
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "reference.json", ref.to_json())
+    print(f"reference written to {args.out / 'reference.json'}")
+    return 0
+
+
+def _solve(problem: Any, args: argparse.Namespace) -> int:
+    from mfgsolve.lq import LQProblem
+    from mfgsolve.oracles import ExactLQOracle
+    from mfgsolve.schemes import make_scheme
+    from mfgsolve.solve import solve
+
+    scheme = make_scheme(args.scheme, args.alpha)
+    if args.oracle not in ORACLES:
+        raise SpecError("--oracle", f"unknown oracle {args.oracle!r} (choose from {', '.join(ORACLES)})")
+    if args.oracle == "exact" and not isinstance(problem, LQProblem):
+        raise SpecError("--oracle", f"exact needs an LQ problem; {args.problem} is not one")
+    if args.flow == "gaussian" and not isinstance(problem, LQProblem):
+        raise SpecError("--flow", "gaussian flows need an LQ problem")
+    oracle = ExactLQOracle()
+    result = solve(
+        problem, oracle, scheme=scheme, iterations=args.iterations, tol=args.tol, flow=args.flow,
+        particles=args.particles, seed=args.seed, progress=False if args.quiet else None,
+    )
+    out = result.save(args.out)
+    s = result.summary
+    fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
+    print(
+        f"{s.problem}: {s.diagnosis} after {s.iterations} iterations (converged={s.converged}); "
+        f"residual {fmt(s.residuals[-1])}, rate {fmt(s.contraction_rate)}, mean_error {fmt(s.mean_error)}, "
+        f"relative_exploitability {fmt(s.relative_exploitability)}"
+    )
+    if s.advice:
+        print(f"advice: {s.advice}")
+    print(f"run written to {out}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

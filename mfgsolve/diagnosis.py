@@ -1,0 +1,167 @@
+r"""Contraction diagnostics for the outer loop: rate estimates, the a-posteriori bound, a verdict with advice.
+
+If the map :math:`\Phi` contracts with rate :math:`\rho < 1`, Banach's theorem gives the a-posteriori bound
+
+.. math:: \|m^{k+1} - m^*\| \le \frac{\rho}{1 - \rho}\, \|m^{k+1} - m^k\| ,
+
+which the loop evaluates with an estimated :math:`\rho` (so it is an estimate, not a certificate).
+The verdict is read from the fixed-point gap :math:`g_k = W(\mu(\pi^k), m^k)`: geometric decay (constant
+weights) or power-law decay (fictitious play's decreasing weights) is ``contracting``; growth is
+``diverging``; a flat gap whose successive flow increments alternate in sign is ``oscillating`` (period 2);
+any other flat gap is ``stalled``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+
+__all__ = ["Diagnosis", "Verdict", "regression_rate", "running_rate", "posterior_bound", "diagnose"]
+
+Diagnosis = Literal["contracting", "oscillating", "diverging", "stalled"]
+
+#: Rates within this band around 1 count as "flat".
+_FLAT = 0.03
+#: Power-law exponents within this band around 0 count as "flat" (fictitious play).
+_FLAT_EXPONENT = 0.3
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How the run behaved and what to try next."""
+
+    diagnosis: Diagnosis
+    advice: str
+    rate: float | None
+
+
+def _tail(values: Sequence[float]) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v) & (v > 0)
+    idx = np.nonzero(ok)[0]
+    if idx.size < 3:
+        return np.empty(0, dtype=int)
+    start = max(0, len(v) // 2)
+    idx = idx[idx >= start]
+    if idx.size < 3:
+        idx = np.nonzero(ok)[0][-3:]
+    return idx
+
+
+def regression_rate(residuals: Sequence[float]) -> float | None:
+    r"""Geometric rate :math:`\exp(\hat\beta)` from a least-squares fit of :math:`\log r_k` on :math:`k` over the
+    second half of the run (at least three points); ``None`` with fewer than three positive residuals."""
+    idx = _tail(residuals)
+    if idx.size < 3:
+        return None
+    slope = np.polyfit(idx.astype(float), np.log(np.asarray(residuals, dtype=float)[idx]), 1)[0]
+    return float(math.exp(slope))
+
+
+def _power_exponent(gaps: Sequence[float]) -> float | None:
+    idx = _tail(gaps)
+    if idx.size < 3:
+        return None
+    return float(np.polyfit(np.log(idx + 1.0), np.log(np.asarray(gaps, dtype=float)[idx]), 1)[0])
+
+
+def running_rate(residuals: Sequence[float], window: int = 3) -> float | None:
+    """Conservative rate for the bound: the largest of the last ``window`` successive ratios."""
+    r = np.asarray(residuals, dtype=float)
+    if r.size < 2:
+        return None
+    ratios = r[1:] / r[:-1]
+    ratios = ratios[np.isfinite(ratios)][-window:]
+    return float(ratios.max()) if ratios.size else None
+
+
+def posterior_bound(rate: float | None, residual: float) -> float | None:
+    r""":math:`\rho / (1 - \rho) \cdot r_k` when the estimated rate is below one, else ``None``."""
+    if rate is None or not rate < 1.0:
+        return None
+    return rate / (1.0 - rate) * residual
+
+
+def _alternating(cosines: Sequence[float]) -> bool:
+    c = np.asarray([x for x in cosines if np.isfinite(x)], dtype=float)[-6:]
+    return c.size >= 2 and float(np.mean(c < 0)) >= 0.75
+
+
+def diagnose(
+    gaps: Sequence[float],
+    cosines: Sequence[float],
+    *,
+    converged: bool,
+    blew_up: bool,
+    decreasing_weights: bool,
+    scheme: str,
+    alpha: float | None = None,
+    tol: float | None = None,
+) -> Verdict:
+    """Classify a run from its fixed-point gaps and the cosines between successive flow increments.
+
+    Parameters
+    ----------
+    gaps : sequence of float
+        :math:`g_k = W(\\mu(\\pi^k), m^k)` per iteration.
+    cosines : sequence of float
+        Cosine between the mean-flow increments of iterations ``k`` and ``k-1`` (negative: sign alternation).
+    converged, blew_up : bool
+        Whether the run met its tolerance, or stopped because the residual exploded.
+    decreasing_weights : bool
+        Fictitious play: judge the trend on a log-log scale (power law), not a log scale.
+    scheme, alpha, tol
+        Used to phrase the advice.
+    """
+    alternating = _alternating(cosines)
+    rate = regression_rate(gaps)
+    if converged:
+        return Verdict("contracting", "", rate)
+    if blew_up:
+        return Verdict("diverging", _diverging_advice(rate, alternating, scheme, alpha), rate)
+    if decreasing_weights:
+        expo = _power_exponent(gaps)
+        if expo is None:
+            return Verdict("stalled", "too few iterations to judge: raise --iterations", rate)
+        trend = "down" if expo < -_FLAT_EXPONENT else "up" if expo > _FLAT_EXPONENT else "flat"
+    else:
+        if rate is None:
+            return Verdict("stalled", "too few iterations to judge: raise --iterations", rate)
+        trend = "down" if rate < 1 - _FLAT else "up" if rate > 1 + _FLAT else "flat"
+    if trend == "down":
+        more = ""
+        if not decreasing_weights and rate is not None and rate < 1 and tol and gaps and gaps[-1] > 0:
+            more = f"; about {max(1, math.ceil(math.log(tol / gaps[-1]) / math.log(rate)))} more iterations"
+        return Verdict("contracting", f"still contracting but not converged: raise --iterations{more}", rate)
+    if trend == "up":
+        return Verdict("diverging", _diverging_advice(rate, alternating, scheme, alpha), rate)
+    if alternating:
+        return Verdict("oscillating", _oscillating_advice(scheme, alpha), rate)
+    return Verdict(
+        "stalled",
+        "the gap no longer decreases: with a learned oracle this is its noise floor (raise the best-response "
+        "budget or the particle count); otherwise try --scheme fp",
+        rate,
+    )
+
+
+def _diverging_advice(rate: float | None, alternating: bool, scheme: str, alpha: float | None) -> str:
+    if not alternating:
+        return (
+            "the map expands without oscillating: damping cannot cure a real eigenvalue above one; "
+            "try --scheme fp and check the sign of the coupling (monotonicity)"
+        )
+    if rate is None:
+        return "plain iteration overshoots: try --scheme damped --alpha 0.3 or --scheme fp"
+    # A negative eigenvalue -lam of the plain map becomes 1 - a(1 + lam) under damping a; a = 1/(1 + lam) cancels it.
+    lam = rate if scheme != "damped" or not alpha else (rate + 1.0) / alpha - 1.0
+    suggestion = 1.0 / (1.0 + lam)
+    return f"the iteration overshoots (alternating increments): try --scheme damped --alpha {suggestion:.2g} or --scheme fp"
+
+
+def _oscillating_advice(scheme: str, alpha: float | None) -> str:
+    a = 0.5 if scheme != "damped" or not alpha else alpha / 2
+    return f"period-2 oscillation: try --scheme damped --alpha {a:.2g} or --scheme fp"

@@ -1,0 +1,65 @@
+r"""The problem protocol: a finite-horizon mean field game as batched torch callbacks.
+
+A representative agent with state :math:`x_t \in \mathbb{R}^n` picks :math:`a_t \in \mathbb{R}^p`,
+moves by :math:`x_{t+1} = f(t, x_t, a_t, m_t, \xi_t)` and earns :math:`r(t, x_t, a_t, m)` for
+:math:`t = 0, \dots, T-1` plus :math:`g(x_T, m_T)` at the end. ``m`` is the whole population flow
+(:class:`mfgsolve.flows.Flow`); a problem reads what it needs of it (``m.mean(t)``, ``m.mean(t + 1)``,
+``m.density(t, points)``...). Rewards are maximised; the LQ family's costs enter with a minus sign.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import torch
+
+if TYPE_CHECKING:
+    from mfgsolve.flows import Flow
+
+__all__ = ["Problem"]
+
+
+@runtime_checkable
+class Problem(Protocol):
+    """What mfgsolve needs of a mean field game. All tensors are batched: ``x`` is ``(batch, n)``.
+
+    Attributes
+    ----------
+    name : str
+        Registered name or spec path, recorded in run files.
+    n, p, T : int
+        State dimension, action dimension and horizon (number of decision steps).
+    action_low, action_high : torch.Tensor or None
+        Optional action bounds, shape ``(p,)``; ``None`` means unbounded.
+    """
+
+    name: str
+    n: int
+    p: int
+    T: int
+    action_low: torch.Tensor | None
+    action_high: torch.Tensor | None
+
+    def sample_x0(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Draw ``n`` initial states, shape ``(n, self.n)``."""
+        ...
+
+    def step(self, t: int, x: torch.Tensor, a: torch.Tensor, m: Flow, generator: torch.Generator) -> torch.Tensor:
+        """Next states ``x_{t+1}``, shape ``(batch, n)``, for states ``x`` and actions ``a`` at time ``t``."""
+        ...
+
+    def reward(self, t: int, x: torch.Tensor, a: torch.Tensor, m: Flow) -> torch.Tensor:
+        """Running reward at time ``t``, shape ``(batch,)``."""
+        ...
+
+    def terminal_reward(self, x: torch.Tensor, m: Flow) -> torch.Tensor:
+        """Terminal reward at time ``T``, shape ``(batch,)``."""
+        ...
+
+    def reference(self) -> Any | None:
+        """The exact equilibrium when one is known (e.g. :class:`mfgsolve.reference.LQReference`), else ``None``."""
+        ...
+
+    def config(self) -> dict[str, Any]:
+        """A JSON-serialisable description that rebuilds the problem (recorded in ``config.json``)."""
+        ...

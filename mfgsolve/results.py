@@ -1,0 +1,225 @@
+"""Typed results of a solve and the run directory that stores them.
+
+A run directory holds ``config.json`` (everything needed to rerun, with versions), ``history.csv`` (a row per
+outer iteration), ``summary.json`` and ``flow.npz`` (the final flow; always ``mean`` ``(T+1, n)``). Every file
+is written to a temporary name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from mfgsolve.flows import Flow
+from mfgsolve.policies import Policy
+
+__all__ = ["IterationRecord", "Summary", "SolveResult", "RunFiles", "save_run", "load_run", "environment", "write_json"]
+
+
+@dataclass(frozen=True)
+class IterationRecord:
+    """One outer iteration ``k``: frozen ``m^k`` -> best response ``pi^k`` -> ``mu(pi^k)`` -> ``m^{k+1}``.
+
+    Attributes
+    ----------
+    iteration : int
+        ``k + 1``, the number of best responses computed so far.
+    residual : float
+        :math:`\\max_t W_2(m^{k+1}_t, m^k_t)`.
+    gap : float
+        Fixed-point gap :math:`\\max_t W_2(\\mu(\\pi^k)_t, m^k_t)` (equals the residual for Picard).
+    ratio : float or None
+        ``residual / previous residual``.
+    rate_estimate : float or None
+        Largest of the last three ratios (used for the bound).
+    bound : float or None
+        A-posteriori bound ``rate / (1 - rate) * residual`` when ``rate < 1``.
+    mean_error : float or None
+        :math:`\\max_t\\|m^{k+1}_t - m^*_t\\|_\\infty / \\max_t\\|m^*_t\\|_\\infty` against the reference.
+    reference_w2 : float or None
+        :math:`\\max_t W_2(m^{k+1}_t, m^*_t)` when the reference law is available in closed form.
+    exploitability, relative_exploitability : float or None
+        Of the scheme's current policy, on its own flow, when computable.
+    br_value : float or None
+        The oracle's estimate of ``J(BR(m^k) | m^k)``.
+    br_seconds, seconds : float
+        Wall time of the best response; cumulative wall time of the run.
+    """
+
+    iteration: int
+    residual: float
+    gap: float
+    ratio: float | None
+    rate_estimate: float | None
+    bound: float | None
+    mean_error: float | None
+    reference_w2: float | None
+    exploitability: float | None
+    relative_exploitability: float | None
+    br_value: float | None
+    br_seconds: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The run in a few figures (``summary.json``)."""
+
+    problem: str
+    oracle: str
+    scheme: str
+    iterations: int
+    converged: bool
+    diagnosis: str
+    advice: str
+    residuals: list[float]
+    contraction_rate: float | None
+    mean_error: float | None
+    exploitability: float | None
+    relative_exploitability: float | None
+    J_policy: float | None
+    J_best: float | None
+    reference_J: float | None
+    reference_rho: float | None
+    wall_seconds: float
+
+
+@dataclass(frozen=True, eq=False)
+class SolveResult:
+    """What :func:`mfgsolve.solve` returns: the history, the summary, the final flow and policy, the config."""
+
+    history: tuple[IterationRecord, ...]
+    summary: Summary
+    flow: Flow
+    policy: Policy
+    config: dict[str, Any]
+
+    @property
+    def residuals(self) -> np.ndarray:
+        return np.array([h.residual for h in self.history])
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the run directory (see :func:`save_run`)."""
+        return save_run(self, directory)
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """A run directory read back: ``config`` and ``summary`` dicts, ``history`` rows, ``flow`` arrays."""
+
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    history: list[dict[str, float | None]]
+    flow: dict[str, np.ndarray]
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats become null, numpy scalars and arrays become Python values."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _clean(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON (non-finite numbers as null)."""
+    _atomic_write(Path(path), (json.dumps(_clean(obj), indent=2) + "\n").encode())
+
+
+def _history_csv(history: tuple[IterationRecord, ...]) -> bytes:
+    buf = io.StringIO()
+    names = [f.name for f in fields(IterationRecord)]
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(names)
+    for rec in history:
+        row = []
+        for name in names:
+            v = getattr(rec, name)
+            row.append("" if v is None or (isinstance(v, float) and not math.isfinite(v)) else repr(v))
+        writer.writerow(row)
+    return buf.getvalue().encode()
+
+
+def save_run(result: SolveResult, directory: str | Path) -> Path:
+    """Write ``config.json``, ``history.csv``, ``summary.json`` and ``flow.npz`` into ``directory``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", result.config)
+    _atomic_write(out / "history.csv", _history_csv(result.history))
+    write_json(out / "summary.json", asdict(result.summary))
+    buf = io.BytesIO()
+    np.savez(buf, **result.flow.arrays())
+    _atomic_write(out / "flow.npz", buf.getvalue())
+    return out
+
+
+def load_run(directory: str | Path) -> RunFiles:
+    """Read a run directory written by :func:`save_run`."""
+    d = Path(directory)
+    config = json.loads((d / "config.json").read_text())
+    summary = json.loads((d / "summary.json").read_text())
+    with open(d / "history.csv", newline="") as fh:
+        history = [
+            {k: (float(v) if v != "" else None) for k, v in row.items()} for row in csv.DictReader(fh)
+        ]
+    with np.load(d / "flow.npz") as npz:
+        flow = {k: npz[k] for k in npz.files}
+    return RunFiles(config=config, summary=summary, history=history, flow=flow)
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment(device: str = "cpu") -> dict[str, Any]:
+    """Versions and provenance recorded with every run, so a cited number can be traced to its code."""
+    import ot
+    import torch
+
+    from mfgsolve import __version__
+
+    return {
+        "mfgsolve": __version__,
+        "git_commit": _git_commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pot": ot.__version__,
+        "platform": platform.platform(),
+        "device": device,
+    }

@@ -1,0 +1,107 @@
+r"""Outer schemes: one update, a weight schedule :math:`w_k` and a policy-averaging rule.
+
+.. math:: m^{k+1} = (1 - w_k)\, m^k + w_k\, \mu(\pi^k)
+
+* Picard: :math:`w_k = 1` (plain iteration), the policy is the last best response;
+* Damped(:math:`\alpha`): :math:`w_k = \alpha`, the policy is the last best response;
+* FictitiousPlay: :math:`w_k = 1/(k+1)`, so :math:`m^{k+1}` is the average of :math:`\mu(\pi^0..\pi^k)`, and the
+  policy is the uniform mixture of :math:`\pi^0..\pi^k` (Cardaliaguet & Hadikhanloo 2017; Perrin et al. 2020).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from mfgsolve.errors import SpecError
+from mfgsolve.flows import Flow
+from mfgsolve.policies import MixturePolicy, Policy
+
+__all__ = ["Scheme", "Picard", "Damped", "FictitiousPlay", "make_scheme", "SCHEMES"]
+
+
+@dataclass(frozen=True)
+class Scheme(ABC):
+    """Base scheme: subclasses set :meth:`weight` and :attr:`average_policy`."""
+
+    name: str = "scheme"
+    average_policy: bool = False
+
+    @abstractmethod
+    def weight(self, k: int) -> float:
+        """Weight of the new flow at outer iteration ``k = 0, 1, ...``."""
+
+    @property
+    def decreasing(self) -> bool:
+        """Whether the weights go to zero (rates are then sublinear, judged on a log-log scale)."""
+        return False
+
+    def update(self, k: int, m: Flow, mu: Flow, pi: Policy, policy: Policy | None) -> tuple[Flow, Policy]:
+        """``(m^{k+1}, policy^{k+1})`` from the frozen flow, the new flow, the best response and the old policy."""
+        w = self.weight(k)
+        m_next = m.mix(mu, w)
+        if self.average_policy and policy is not None and w < 1.0:
+            return m_next, MixturePolicy.combine(policy, pi, w)
+        return m_next, pi
+
+    def config(self) -> dict[str, object]:
+        return {"name": self.name}
+
+
+@dataclass(frozen=True)
+class Picard(Scheme):
+    """Plain fixed-point iteration: ``m^{k+1} = mu(pi^k)``."""
+
+    name: str = "picard"
+
+    def weight(self, k: int) -> float:
+        return 1.0
+
+
+@dataclass(frozen=True)
+class Damped(Scheme):
+    """Damped (Krasnosel'skii-Mann) iteration ``m^{k+1} = (1 - alpha) m^k + alpha mu(pi^k)``, alpha in (0, 1]."""
+
+    alpha: float = 0.5
+    name: str = "damped"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.alpha, (int, float)) and 0.0 < self.alpha <= 1.0):
+            raise SpecError("alpha", f"must lie in (0, 1], got {self.alpha!r}")
+
+    def weight(self, k: int) -> float:
+        return float(self.alpha)
+
+    def config(self) -> dict[str, object]:
+        return {"name": self.name, "alpha": self.alpha}
+
+
+@dataclass(frozen=True)
+class FictitiousPlay(Scheme):
+    """Fictitious play: weights ``1/(k+1)`` on flows and policies (the average policy is kept)."""
+
+    name: str = "fp"
+    average_policy: bool = True
+
+    def weight(self, k: int) -> float:
+        return 1.0 / (k + 1)
+
+    @property
+    def decreasing(self) -> bool:
+        return True
+
+
+SCHEMES = ("picard", "damped", "fp")
+
+
+def make_scheme(name: str, alpha: float | None = None) -> Scheme:
+    """Scheme by CLI name; ``alpha`` only for ``damped`` (default 0.5)."""
+    if name not in SCHEMES:
+        raise SpecError("--scheme", f"unknown scheme {name!r} (choose from {', '.join(SCHEMES)})")
+    if alpha is not None and name != "damped":
+        raise SpecError("--alpha", "applies only to --scheme damped")
+    if name == "picard":
+        return Picard()
+    if name == "fp":
+        return FictitiousPlay()
+    return Damped(0.5 if alpha is None else alpha)

@@ -1,0 +1,223 @@
+r"""The outer loop: an explicit search for :math:`m^* = \mu(\mathrm{BR}(m^*))`.
+
+One iteration ``k``: freeze :math:`m^k`, ask the oracle for :math:`\pi^k = \mathrm{BR}(m^k)`, propagate
+:math:`\mu(\pi^k)` against :math:`m^k`, mix with the scheme's weight into :math:`m^{k+1}`, and record the
+residual :math:`\max_t W_2(m^{k+1}_t, m^k_t)`, its ratios, the a-posteriori bound, the error against the
+reference and the exploitability when they are computable. Every oracle and scheme runs through this one loop.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mfgsolve.diagnosis import diagnose, posterior_bound, regression_rate, running_rate
+from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
+from mfgsolve.lq import LQProblem
+from mfgsolve.metrics import Method, exploitability, flow_distance, mean_error
+from mfgsolve.oracles.base import Oracle
+from mfgsolve.policies import Policy
+from mfgsolve.population import FlowKind, propagate, static_flow
+from mfgsolve.problem import Problem
+from mfgsolve.results import IterationRecord, SolveResult, Summary, environment
+from mfgsolve.schemes import Damped, Picard, Scheme
+
+__all__ = ["solve"]
+
+#: A residual this many times the first one (or a non-finite one) ends the run as diverging.
+BLOWUP = 1e8
+
+
+def _reference_of(problem: Problem) -> Any | None:
+    ref = getattr(problem, "reference", None)
+    if ref is None:
+        return None
+    try:
+        return ref()
+    except ArithmeticError:  # no unique equilibrium: nothing to measure against
+        return None
+
+
+def _cosine(d1: torch.Tensor | None, d0: torch.Tensor | None) -> float:
+    if d1 is None or d0 is None:
+        return math.nan
+    a, b = d1.flatten(), d0.flatten()
+    den = float(a.norm() * b.norm())
+    return float(a @ b) / den if den > 0 else math.nan
+
+
+def solve(
+    problem: Problem,
+    oracle: Oracle,
+    *,
+    scheme: Scheme | None = None,
+    iterations: int = 100,
+    tol: float = 1e-10,
+    flow: FlowKind | None = None,
+    particles: int = 4096,
+    seed: int = 0,
+    initial_flow: Flow | None = None,
+    metric: Method = "auto",
+    progress: bool | None = None,
+    callback: Callable[[IterationRecord], None] | None = None,
+) -> SolveResult:
+    r"""Search the equilibrium flow by iterating best responses under ``scheme``.
+
+    Parameters
+    ----------
+    problem : Problem
+    oracle : Oracle
+        Best responses to frozen flows (e.g. :class:`mfgsolve.ExactLQOracle`).
+    scheme : Scheme, optional
+        :class:`Picard` (default), :class:`Damped` or :class:`FictitiousPlay`.
+    iterations : int
+        Budget of outer iterations (best responses).
+    tol : float
+        Stop when the residual :math:`\max_t W_2(m^{k+1}_t, m^k_t)` falls to ``tol`` or below.
+    flow : {"gaussian", "particles"}, optional
+        Flow representation; default ``"gaussian"`` (exact) for an LQ problem with the exact oracle, else
+        ``"particles"``.
+    particles : int
+        Particles per flow (``flow="particles"``); mixtures are resampled back to this size.
+    seed : int
+        Seeds the one ``torch.Generator`` (particles, mixture draws) and ``numpy.random.Generator``
+        (Wasserstein subsampling) of the run.
+    initial_flow : Flow, optional
+        :math:`m^0`; default the initial law held still over time.
+    metric : {"auto", "exact", "sliced"}
+        How particle flows are compared in several dimensions (see :func:`mfgsolve.wasserstein`).
+    progress : bool, optional
+        Progress bar on stderr; default: only when stderr is a terminal.
+    callback : callable, optional
+        Called with each :class:`IterationRecord` as it is made.
+
+    Returns
+    -------
+    SolveResult
+        ``history`` (one :class:`IterationRecord` per iteration), ``summary``, final ``flow`` and ``policy``.
+    """
+    scheme = Picard() if scheme is None else scheme
+    if iterations < 1:
+        raise ValueError("iterations must be a positive integer")
+    if not tol > 0:
+        raise ValueError("tol must be positive")
+    if flow is None:
+        flow = "gaussian" if isinstance(problem, LQProblem) and oracle.name == "exact" else "particles"
+    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    reference = _reference_of(problem)
+    ref_flow = (
+        GaussianFlow.from_numpy(reference.mean, reference.cov)
+        if reference is not None and hasattr(reference, "cov")
+        else None
+    )
+    m = initial_flow if initial_flow is not None else static_flow(problem, kind=flow, n=particles, generator=generator)
+    distance = dict(method=metric, rng=rng)
+
+    history: list[IterationRecord] = []
+    gaps: list[float] = []
+    cosines: list[float] = []
+    policy: Policy | None = None
+    warm: Any = None
+    last_step: torch.Tensor | None = None
+    converged = blew_up = False
+    expl = None
+    start = time.perf_counter()
+    bar = tqdm(range(iterations), desc=f"{scheme.name}/{oracle.name}", disable=None if progress is None else not progress)
+    for k in bar:
+        pi, info = oracle.best_response(problem, m, warm_start=warm)
+        warm = pi
+        mu = propagate(problem, pi, m, kind=flow, n=particles, generator=generator)
+        m_next, policy = scheme.update(k, m, mu, pi, policy)
+        if isinstance(m_next, ParticleFlow) and m_next.size > particles:
+            m_next = m_next.resample(particles, generator)
+
+        residual = flow_distance(m_next, m, **distance)
+        gap = residual if isinstance(scheme, Picard) else flow_distance(mu, m, **distance)
+        step = m_next.means() - m.means()
+        cosines.append(_cosine(step, last_step))
+        last_step = step
+        gaps.append(gap)
+        prev = history[-1].residual if history else None
+        ratio = residual / prev if prev else None
+        rate = running_rate([h.residual for h in history] + [residual])
+        expl = exploitability(problem, policy)
+        rec = IterationRecord(
+            iteration=k + 1,
+            residual=residual,
+            gap=gap,
+            ratio=ratio,
+            rate_estimate=rate,
+            bound=posterior_bound(rate, residual),
+            mean_error=mean_error(m_next, reference.mean) if reference is not None else None,
+            reference_w2=flow_distance(m_next, ref_flow) if isinstance(m_next, GaussianFlow) and ref_flow else None,
+            exploitability=expl.value if expl else None,
+            relative_exploitability=expl.relative if expl else None,
+            br_value=info.value,
+            br_seconds=info.seconds,
+            seconds=time.perf_counter() - start,
+        )
+        history.append(rec)
+        if callback is not None:
+            callback(rec)
+        bar.set_postfix(residual=f"{residual:.3g}")
+        m = m_next
+        if residual <= tol:
+            converged = True
+            break
+        if not math.isfinite(residual) or residual > BLOWUP * max(history[0].residual, 1e-300):
+            blew_up = True
+            break
+    bar.close()
+    wall = time.perf_counter() - start
+
+    verdict = diagnose(
+        gaps,
+        cosines,
+        converged=converged,
+        blew_up=blew_up,
+        decreasing_weights=scheme.decreasing,
+        scheme=scheme.name,
+        alpha=scheme.alpha if isinstance(scheme, Damped) else None,
+        tol=tol,
+    )
+    residuals = [h.residual for h in history]
+    last = history[-1]
+    summary = Summary(
+        problem=getattr(problem, "name", type(problem).__name__),
+        oracle=oracle.name,
+        scheme=scheme.name,
+        iterations=len(history),
+        converged=converged,
+        diagnosis=verdict.diagnosis,
+        advice=verdict.advice,
+        residuals=residuals,
+        contraction_rate=regression_rate(residuals),
+        mean_error=last.mean_error,
+        exploitability=last.exploitability,
+        relative_exploitability=last.relative_exploitability,
+        J_policy=expl.J_policy if expl else None,
+        J_best=expl.J_best if expl else None,
+        reference_J=float(reference.J) if reference is not None and hasattr(reference, "J") else None,
+        reference_rho=float(reference.rho) if reference is not None and hasattr(reference, "rho") else None,
+        wall_seconds=wall,
+    )
+    config = {
+        "problem": problem.config(),
+        "oracle": oracle.config(),
+        "scheme": scheme.config(),
+        "iterations": iterations,
+        "tol": tol,
+        "flow": flow,
+        "particles": particles if flow == "particles" else None,
+        "metric": metric,
+        "seed": seed,
+        "environment": environment(),
+    }
+    assert policy is not None
+    return SolveResult(history=tuple(history), summary=summary, flow=m, policy=policy, config=config)
