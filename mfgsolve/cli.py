@@ -159,14 +159,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _reference(problem: Any, args: argparse.Namespace) -> int:
-    from mfgsolve.results import write_json
+    from mfgsolve.results import save_npz, write_json
 
     ref = problem.reference() if hasattr(problem, "reference") else None
     if ref is None:
-        raise SpecError("PROBLEM", f"{args.problem} has no exact reference")
+        raise SpecError("PROBLEM", f"{args.problem} has no exact reference (it is solved only by a learned oracle)")
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "reference.json", ref.to_json())
     print(f"reference written to {args.out / 'reference.json'}")
+    arrays = getattr(ref, "arrays", None)
+    if callable(arrays):  # references with large arrays (densities...) add a reference.npz beside the JSON
+        save_npz(args.out / "reference.npz", arrays())
+        print(f"arrays written to {args.out / 'reference.npz'}")
     return 0
 
 

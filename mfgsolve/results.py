@@ -23,7 +23,7 @@ import numpy as np
 from mfgsolve.flows import Flow
 from mfgsolve.policies import Policy
 
-__all__ = ["IterationRecord", "Summary", "SolveResult", "RunFiles", "save_run", "load_run", "environment", "write_json"]
+__all__ = ["IterationRecord", "Summary", "SolveResult", "RunFiles", "save_run", "load_run", "environment", "write_json", "save_npz"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,13 @@ def write_json(path: str | Path, obj: Any) -> None:
     _atomic_write(Path(path), (json.dumps(_clean(obj), indent=2) + "\n").encode())
 
 
+def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Atomically write named arrays to an ``.npz`` file."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    _atomic_write(Path(path), buf.getvalue())
+
+
 def _history_csv(history: tuple[IterationRecord, ...]) -> bytes:
     buf = io.StringIO()
     names = [f.name for f in fields(IterationRecord)]
@@ -175,9 +182,7 @@ def save_run(result: SolveResult, directory: str | Path) -> Path:
     write_json(out / "config.json", result.config)
     _atomic_write(out / "history.csv", _history_csv(result.history))
     write_json(out / "summary.json", asdict(result.summary))
-    buf = io.BytesIO()
-    np.savez(buf, **result.flow.arrays())
-    _atomic_write(out / "flow.npz", buf.getvalue())
+    save_npz(out / "flow.npz", result.flow.arrays())
     return out
 
 
