@@ -26,6 +26,7 @@ from mfgsolve.policies import AffinePolicy, MixturePolicy, Policy
 from mfgsolve.population import propagate, static_flow
 from mfgsolve.problem import Problem
 from mfgsolve.reference.lq import LQReference
+from mfgsolve.reference.potential import GridPotentialMFG, PotentialReference, solve_potential
 from mfgsolve.registry import available_problems, load_problem
 from mfgsolve.results import IterationRecord, RunFiles, SolveResult, Summary, load_run, save_run
 from mfgsolve.schemes import Damped, FictitiousPlay, Picard, Scheme, make_scheme
@@ -41,6 +42,7 @@ __all__ = [
     "FictitiousPlay",
     "Flow",
     "GaussianFlow",
+    "GridPotentialMFG",
     "IterationRecord",
     "LQProblem",
     "LQReference",
@@ -50,6 +52,7 @@ __all__ = [
     "ParticleFlow",
     "Picard",
     "Policy",
+    "PotentialReference",
     "Problem",
     "RunFiles",
     "Scheme",
@@ -70,6 +73,7 @@ __all__ = [
     "propagate",
     "save_run",
     "solve",
+    "solve_potential",
     "static_flow",
     "wasserstein",
 ]

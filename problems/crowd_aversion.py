@@ -1,0 +1,151 @@
+r"""``crowd-aversion``: a non-LQ potential mean field game with a cvxpy ground truth.
+
+Model (the issue's grid version; :math:`m_t` the population's distribution on the grid):
+
+* grid of ``points = 41`` points on ``[low, high] = [-2, 2]``; ``T = 10`` steps of ``dt = 0.1``;
+* from :math:`x` an agent picks a destination :math:`y` on the grid and pays :math:`(y - x)^2 / (2\,dt)`;
+* it lands at :math:`z` with probability :math:`\propto \exp(-(z - y)^2 / (2\sigma^2 dt))` (rows normalised on the
+  grid), :math:`\sigma = 0.5`;
+* running cost per step :math:`dt\,\kappa \sum_j \Phi(x, x_j) m_t(x_j)` with
+  :math:`\Phi(x, y) = \exp(-(x - y)^2 / (2 \cdot 0.4^2))` (``width = 0.4``), :math:`\kappa = 2`;
+* terminal cost :math:`2 (x - 1)^2 + \kappa_T \sum_j \Phi(x, x_j) m_T(x_j)` (``terminal_weight = 2``,
+  ``target = 1``), :math:`\kappa_T = 2`;
+* :math:`m_0 \propto \exp(-(x + 1)^2 / (2 \cdot 0.3^2))` normalised on the grid (``x0_mean = -1``,
+  ``x0_std = 0.3``).
+
+The crowd starts around -1, wants to reach +1 by ``T`` and dislikes company along the way (``Phi`` is a
+positive-definite kernel, so the interaction is a convex potential). The ground truth is the convex
+(potential) program of :mod:`mfgsolve.reference.potential`, solved with cvxpy and certified by DP
+(exploitability < 1e-5).
+
+The problem this factory returns is the **continuous-state version** of the same model, the one a learned
+oracle solves: state :math:`x \in \mathbb{R}`, action :math:`a = y - x` (a displacement, bounded by the grid's
+width ``high - low``), :math:`x_{t+1} = x_t + a_t + \sigma\sqrt{dt}\,\xi_t`, reward
+:math:`-(a^2/(2\,dt) + dt\,\kappa\,(\Phi * m_t)(x))`, terminal reward
+:math:`-(2(x - 1)^2 + \kappa_T (\Phi * m_T)(x))`, :math:`x_0 \sim N(-1, 0.3^2)`. The interaction
+:math:`(\Phi * m_t)(x) = \int \Phi(x, y)\,m_t(dy)` is read exactly from a particle flow (a Gaussian kernel sum)
+or in closed form from a Gaussian flow. Its :meth:`CrowdAversion.reference` is the grid equilibrium.
+
+Parameters (overridable, ``--set key=value``): ``points = 41``, ``low = -2``, ``high = 2``, ``T = 10``,
+``dt = 0.1``, ``sigma = 0.5``, ``kappa = 2``, ``kappa_T = 2``, ``width = 0.4``, ``target = 1``,
+``terminal_weight = 2``, ``x0_mean = -1``, ``x0_std = 0.3``.
+
+References
+----------
+.. [1] Lasry, Lions (2007), "Mean field games", Japanese Journal of Mathematics 2(1) (potential games).
+.. [2] Lachapelle, Salomon, Turinici (2010), "Computation of mean field equilibria in economics",
+       M3AS 20(4) (the discrete variational formulation solved by convex optimisation).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from mfgsolve import Flow, GridPotentialMFG, PotentialReference, SpecError, solve_potential
+
+from problems._kernels import kernel_sum
+from problems._params import integer, merge, number
+
+__all__ = ["DEFAULTS", "CrowdAversion", "crowd_aversion", "grid_model"]
+
+DEFAULTS: dict[str, Any] = {
+    "points": 41, "low": -2.0, "high": 2.0, "T": 10, "dt": 0.1, "sigma": 0.5, "kappa": 2.0, "kappa_T": 2.0,
+    "width": 0.4, "target": 1.0, "terminal_weight": 2.0, "x0_mean": -1.0, "x0_std": 0.3,
+}
+_CHECKS = {
+    "points": integer(low=2), "low": number(), "high": number(), "T": integer(low=1), "dt": number(low=0.0),
+    "sigma": number(low=0.0), "kappa": number(low=0.0, strict=False), "kappa_T": number(low=0.0, strict=False),
+    "width": number(low=0.0), "target": number(), "terminal_weight": number(low=0.0, strict=False),
+    "x0_mean": number(), "x0_std": number(low=0.0),
+}
+
+
+def _params(overrides: dict[str, Any]) -> dict[str, Any]:
+    p = merge(DEFAULTS, _CHECKS, overrides)
+    if p["high"] <= p["low"]:
+        raise SpecError("high", f"must exceed low = {p['low']:g}, got {p['high']:g}")
+    return p
+
+
+def grid_model(params: dict[str, Any]) -> GridPotentialMFG:
+    """The issue's grid model as a :class:`mfgsolve.GridPotentialMFG` (``params`` validated)."""
+    p = params
+    x = np.linspace(p["low"], p["high"], p["points"])
+    d = x[None, :] - x[:, None]
+    kernel = np.exp(-(d**2) / (2 * p["sigma"] ** 2 * p["dt"]))
+    Phi = np.exp(-(d**2) / (2 * p["width"] ** 2))
+    m0 = np.exp(-((x - p["x0_mean"]) ** 2) / (2 * p["x0_std"] ** 2))
+    if not m0.sum() > 0:
+        raise SpecError("x0_mean", "the initial law puts no mass on the grid")
+    return GridPotentialMFG(
+        grid=x,
+        T=p["T"],
+        move=d**2 / (2 * p["dt"]),
+        kernel=kernel / kernel.sum(axis=1, keepdims=True),
+        f=np.zeros_like(x),
+        C=p["dt"] * p["kappa"] * Phi,
+        g=p["terminal_weight"] * (x - p["target"]) ** 2,
+        CT=p["kappa_T"] * Phi,
+        m0=m0 / m0.sum(),
+    )
+
+
+class CrowdAversion:
+    """The continuous-state crowd-aversion game (module docstring), a :class:`mfgsolve.Problem`."""
+
+    n = 1
+    p = 1
+
+    def __init__(self, params: dict[str, Any], name: str = "crowd-aversion") -> None:
+        self.params = dict(params)
+        self.name = name
+        self.T = params["T"]
+        span = params["high"] - params["low"]
+        self.action_low = torch.tensor([-span], dtype=torch.float64)
+        self.action_high = torch.tensor([span], dtype=torch.float64)
+        self._noise = params["sigma"] * math.sqrt(params["dt"])
+        self._reference: PotentialReference | None = None
+
+    def sample_x0(self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        z = torch.randn(n, 1, generator=generator, dtype=dtype)
+        return self.params["x0_mean"] + self.params["x0_std"] * z
+
+    def step(self, t: int, x: torch.Tensor, a: torch.Tensor, m: Flow, generator: torch.Generator) -> torch.Tensor:
+        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        return x + a + self._noise * z
+
+    def interaction(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
+        r""":math:`(\Phi * m_t)(x) = \int \exp(-(x-y)^2/(2 w^2))\,m_t(dy)`, shape ``(batch,)``."""
+        return kernel_sum(m, t, x, self.params["width"])
+
+    def reward(self, t: int, x: torch.Tensor, a: torch.Tensor, m: Flow) -> torch.Tensor:
+        p = self.params
+        return -(a[:, 0] ** 2 / (2 * p["dt"]) + p["dt"] * p["kappa"] * self.interaction(t, x, m))
+
+    def terminal_reward(self, x: torch.Tensor, m: Flow) -> torch.Tensor:
+        p = self.params
+        return -(p["terminal_weight"] * (x[:, 0] - p["target"]) ** 2 + p["kappa_T"] * self.interaction(self.T, x, m))
+
+    def grid_model(self) -> GridPotentialMFG:
+        return grid_model(self.params)
+
+    def reference(self) -> PotentialReference:
+        """The grid equilibrium by the convex program (solved once, a few seconds), certified by DP."""
+        if self._reference is None:
+            self._reference = solve_potential(self.grid_model())
+        return self._reference
+
+    def config(self) -> dict[str, Any]:
+        return {"family": "crowd-aversion", "name": self.name, "params": dict(self.params)}
+
+    def __repr__(self) -> str:
+        return f"CrowdAversion(T={self.T}, points={self.params['points']})"
+
+
+def crowd_aversion(**overrides: Any) -> CrowdAversion:
+    """The ``crowd-aversion`` problem (module docstring); keyword overrides are validated like a spec."""
+    return CrowdAversion(_params(overrides))
