@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import ClassVar
 
 from mfgsolve.errors import SpecError
 from mfgsolve.flows import Flow
@@ -24,8 +25,8 @@ __all__ = ["Scheme", "Picard", "Damped", "FictitiousPlay", "make_scheme", "SCHEM
 class Scheme(ABC):
     """Base scheme: subclasses set :meth:`weight` and :attr:`average_policy`."""
 
-    name: str = "scheme"
-    average_policy: bool = False
+    name: ClassVar[str] = "scheme"
+    average_policy: ClassVar[bool] = False
 
     @abstractmethod
     def weight(self, k: int) -> float:
@@ -52,7 +53,7 @@ class Scheme(ABC):
 class Picard(Scheme):
     """Plain fixed-point iteration: ``m^{k+1} = mu(pi^k)``."""
 
-    name: str = "picard"
+    name: ClassVar[str] = "picard"
 
     def weight(self, k: int) -> float:
         return 1.0
@@ -63,7 +64,7 @@ class Damped(Scheme):
     """Damped (Krasnosel'skii-Mann) iteration ``m^{k+1} = (1 - alpha) m^k + alpha mu(pi^k)``, alpha in (0, 1]."""
 
     alpha: float = 0.5
-    name: str = "damped"
+    name: ClassVar[str] = "damped"
 
     def __post_init__(self) -> None:
         if not (isinstance(self.alpha, (int, float)) and 0.0 < self.alpha <= 1.0):
@@ -80,8 +81,8 @@ class Damped(Scheme):
 class FictitiousPlay(Scheme):
     """Fictitious play: weights ``1/(k+1)`` on flows and policies (the average policy is kept)."""
 
-    name: str = "fp"
-    average_policy: bool = True
+    name: ClassVar[str] = "fp"
+    average_policy: ClassVar[bool] = True
 
     def weight(self, k: int) -> float:
         return 1.0 / (k + 1)

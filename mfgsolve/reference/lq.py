@@ -55,6 +55,7 @@ __all__ = [
     "mean_flow",
     "cov_flow",
     "policy_cost",
+    "policy_costs",
     "picard_map",
     "equilibrium",
     "self_consistent_mean",
@@ -275,33 +276,46 @@ def cov_flow(coef: LQCoefficients, K: np.ndarray) -> np.ndarray:
     return cov
 
 
-def policy_cost(coef: LQCoefficients, K: np.ndarray, k: np.ndarray, m: np.ndarray) -> float:
-    """Exact expected cost of ``a_t = -K_t x - k_t`` against the frozen mean flow ``m``, by forward moments.
+def policy_costs(coef: LQCoefficients, K: np.ndarray, k: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Exact expected costs of ``J`` affine policies ``a_t = -K^j_t x - k^j_t`` against the frozen mean flow ``m``.
 
-    This route never touches the value function, so it checks :func:`best_response` independently.
+    ``K`` is ``(J, T, p, n)``, ``k`` is ``(J, T, p)``; the result is ``(J,)``. Computed by forward moments
+    (mean and covariance of ``x_t`` under each policy), so it never touches the value function and checks
+    :func:`best_response` independently.
     """
     m = np.asarray(m, dtype=float)
-    xbar = mean_flow(coef, K, k, m)
-    cov = cov_flow(coef, K)
-    total = 0.0
+    J = K.shape[0]
+    x = np.tile(coef.mu0, (J, 1))  # (J, n)
+    S = np.tile(coef.Sigma0, (J, 1, 1))  # (J, n, n)
+    total = np.zeros(J)
+    tr = lambda X, Y: np.einsum("ij,bji->b", X, Y)  # noqa: E731  tr(X Y_b)
+    quad = lambda v, X: np.einsum("bi,ij,bj->b", v, X, v)  # noqa: E731
     for t in range(coef.T):
-        x, S, Kt = xbar[t], cov[t], K[t]
-        a = -Kt @ x - k[t]
-        mt, mn = m[t], m[t + 1]
+        Kt, mt, mn = K[:, t], m[t], m[t + 1]
+        a = -np.einsum("bpn,bn->bp", Kt, x) - k[:, t]
+        KS = Kt @ S  # (J, p, n)
         total += (
-            np.trace(coef.Q @ S) + x @ coef.Q @ x
-            + np.trace(coef.R @ Kt @ S @ Kt.T) + a @ coef.R @ a
-            - 2.0 * np.trace(coef.N @ Kt @ S) + 2.0 * x @ coef.N @ a
+            tr(coef.Q, S) + quad(x, coef.Q)
+            + tr(coef.R, KS @ np.swapaxes(Kt, 1, 2)) + quad(a, coef.R)
+            - 2.0 * tr(coef.N, KS) + 2.0 * np.einsum("bi,ij,bj->b", x, coef.N, a)
             + 2.0 * x @ (coef.S @ mt + coef.S_next @ mn + coef.s)
             + 2.0 * a @ (coef.U @ mt + coef.u)
             + mt @ coef.W @ mt + 2.0 * coef.w @ mt
         )
-    x, S, mT = xbar[coef.T], cov[coef.T], m[coef.T]
+        F = coef.A - coef.B @ Kt  # (J, n, n)
+        x = np.einsum("bij,bj->bi", F, x) - k[:, t] @ coef.B.T + coef.Abar @ mt + coef.c
+        S = _sym(F @ S @ np.swapaxes(F, 1, 2) + coef.Sigma_w)
+    mT = m[coef.T]
     total += (
-        np.trace(coef.QT @ S) + x @ coef.QT @ x + 2.0 * x @ (coef.ST @ mT + coef.sT)
+        tr(coef.QT, S) + quad(x, coef.QT) + 2.0 * x @ (coef.ST @ mT + coef.sT)
         + mT @ coef.WT @ mT + 2.0 * coef.wT @ mT
     )
-    return float(total)
+    return total
+
+
+def policy_cost(coef: LQCoefficients, K: np.ndarray, k: np.ndarray, m: np.ndarray) -> float:
+    """Exact expected cost of one affine policy against the frozen mean flow ``m`` (see :func:`policy_costs`)."""
+    return float(policy_costs(coef, K[None], k[None], m)[0])
 
 
 def picard_map(coef: LQCoefficients, ric: Riccati | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -350,14 +364,13 @@ def self_consistent_mean(
     :math:`\bar x^j_{t+1} = (A - BK^j_t)\bar x^j_t - Bk^j_t + \bar A m_t + c`, :math:`m_t = \sum_j w_j \bar x^j_t`.
     """
     wts = np.asarray(weights, dtype=float)
+    K, k = np.stack(Ks), np.stack(ks)  # (J, T, p, n), (J, T, p)
     xs = np.tile(coef.mu0, (len(Ks), 1))  # (J, n)
     m = np.empty((coef.T + 1, coef.n))
     m[0] = wts @ xs
     for t in range(coef.T):
-        drift = coef.Abar @ m[t] + coef.c
-        xs = np.stack(
-            [(coef.A - coef.B @ K[t]) @ x - coef.B @ k[t] + drift for x, K, k in zip(xs, Ks, ks)]
-        )
+        F = coef.A - coef.B @ K[:, t]
+        xs = np.einsum("bij,bj->bi", F, xs) - k[:, t] @ coef.B.T + coef.Abar @ m[t] + coef.c
         m[t + 1] = wts @ xs
     return m
 
@@ -392,6 +405,6 @@ def exploitability(
     """
     weights = [1.0 / len(Ks)] * len(Ks) if weights is None else list(weights)
     m = self_consistent_mean(coef, Ks, ks, weights)
-    J_pi = sum(wj * policy_cost(coef, K, k, m) for wj, K, k in zip(weights, Ks, ks))
+    J_pi = float(np.asarray(weights) @ policy_costs(coef, np.stack(Ks), np.stack(ks), m))
     J_br = best_response(coef, m, ric).cost
     return LQExploitability(exploitability=J_pi - J_br, J_policy=J_pi, J_best=J_br, mean=m)
