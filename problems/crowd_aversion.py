@@ -24,7 +24,9 @@ width ``high - low``), :math:`x_{t+1} = x_t + a_t + \sigma\sqrt{dt}\,\xi_t`, rew
 :math:`-(a^2/(2\,dt) + dt\,\kappa\,(\Phi * m_t)(x))`, terminal reward
 :math:`-(2(x - 1)^2 + \kappa_T (\Phi * m_T)(x))`, :math:`x_0 \sim N(-1, 0.3^2)`. The interaction
 :math:`(\Phi * m_t)(x) = \int \Phi(x, y)\,m_t(dy)` is read exactly from a particle flow (a Gaussian kernel sum)
-or in closed form from a Gaussian flow. Its :meth:`CrowdAversion.reference` is the grid equilibrium.
+or in closed form from a Gaussian flow. Its :meth:`CrowdAversion.reference` is the grid equilibrium; a learned
+solution is measured against it by :meth:`CrowdAversion.reference_distance` (per-time :math:`W_1` to the grid
+density) and :meth:`CrowdAversion.grid_exploitability` (its policy projected on the grid, exploitability by DP).
 
 Parameters (overridable, ``--set key=value``): ``points = 41``, ``low = -2``, ``high = 2``, ``T = 10``,
 ``dt = 0.1``, ``sigma = 0.5``, ``kappa = 2``, ``kappa_T = 2``, ``width = 0.4``, ``target = 1``,
@@ -45,7 +47,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mfgsolve import Flow, GridPotentialMFG, PotentialReference, SpecError, solve_potential
+from mfgsolve import Flow, GridPotentialMFG, ParticleFlow, Policy, PotentialReference, SpecError, solve_potential
+from mfgsolve import wasserstein
+from mfgsolve.reference.potential import GridExploitability, exploitability
 
 from problems._kernels import kernel_sum
 from problems._params import integer, merge, number
@@ -138,6 +142,38 @@ class CrowdAversion:
         if self._reference is None:
             self._reference = solve_potential(self.grid_model())
         return self._reference
+
+    def reference_distance(self, m: Flow, p: int = 1) -> np.ndarray:
+        """Per-time Wasserstein distance :math:`W_p(m_t, m^*_t)` to the grid equilibrium, shape ``(T+1,)``."""
+        ref = self.reference()
+        grid = torch.as_tensor(ref.grid, dtype=torch.float64)[None, :, None].expand(self.T + 1, -1, -1)
+        return wasserstein(m, ParticleFlow(grid, torch.as_tensor(ref.density)), p=p)
+
+    def grid_policy(self, policy: Policy, m: Flow) -> np.ndarray:
+        r"""``policy`` (acting against the flow ``m``) projected on the grid, shape ``(T, S, S)``.
+
+        From grid point :math:`x` the destination :math:`x + a` is split between its two grid neighbours in the
+        proportions that keep its mean (linear interpolation); beyond the grid it is the end point.
+        """
+        x = self.grid_model().grid
+        S, h = x.shape[0], x[1] - x[0]
+        pi = np.zeros((self.T, S, S))
+        xs = torch.as_tensor(x, dtype=torch.float64)[:, None]
+        rows = np.arange(S)
+        with torch.no_grad():
+            for t in range(self.T):
+                y = np.clip(x + policy.act(t, xs, m)[:, 0].double().cpu().numpy(), x[0], x[-1])
+                u = (y - x[0]) / h  # position in grid steps; snapped when on a grid point up to rounding
+                u = np.where(np.abs(u - np.round(u)) < 1e-9, np.round(u), u)
+                j = np.minimum(np.floor(u).astype(int), S - 2)
+                w = u - j
+                np.add.at(pi[t], (rows, j), 1.0 - w)
+                np.add.at(pi[t], (rows, j + 1), w)
+        return pi
+
+    def grid_exploitability(self, policy: Policy, m: Flow) -> GridExploitability:
+        """Exact (DP) exploitability on the grid of ``policy`` projected by :meth:`grid_policy`."""
+        return exploitability(self.grid_model(), self.grid_policy(policy, m))
 
     def config(self) -> dict[str, Any]:
         return {"family": "crowd-aversion", "name": self.name, "params": dict(self.params)}
