@@ -1,4 +1,4 @@
-"""The ``mfgsolve`` command line: ``solve``, ``reference``, ``list``.
+"""The ``mfgsolve`` command line: ``solve``, ``reference``, ``plot``, ``list``.
 
 Bad input (a bad spec, an unknown name, scheme or oracle, an option out of range, an ``--out`` that is a
 file) prints one line on stderr naming what is wrong and exits with code 2, before anything is written.
@@ -107,7 +107,7 @@ def _parser() -> _Parser:
     common.add_argument("problem", metavar="PROBLEM", help="a registered name (see `mfgsolve list`) or a .toml spec")
     common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a problem parameter (validated like a spec); repeatable")
-    common.add_argument("--out", type=_out_dir, required=True, metavar="DIR", help="directory for the result files")
+    common.add_argument("--out", type=_out_dir, default=None, metavar="DIR", help="directory for the result files")
 
     s = sub.add_parser("solve", parents=[common], help="search the equilibrium; writes a run directory")
     s.add_argument("--oracle", default="exact", help=f"best-response oracle: {', '.join(ORACLES)} (default exact)")
@@ -120,8 +120,12 @@ def _parser() -> _Parser:
                    help="flow representation (default: gaussian for LQ with the exact oracle, else particles)")
     s.add_argument("--particles", type=_positive_int("--particles"), default=4096, help="particles per flow (default 4096)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--resume", type=_out_dir, default=None, metavar="DIR",
+                   help="continue the interrupted run in DIR (same arguments; instead of --out)")
 
     sub.add_parser("reference", parents=[common], help="write the exact equilibrium to DIR/reference.json")
+    p = sub.add_parser("plot", help="convergence and flow figures (PNG and PDF) of a run directory, written into it")
+    p.add_argument("run", type=Path, metavar="DIR", help="a run directory written by `mfgsolve solve`")
     sub.add_parser("list", help="list the registered problems")
     return parser
 
@@ -152,7 +156,14 @@ def _run(args: argparse.Namespace) -> int:
         for name, ep in sorted(available_problems().items()):
             print(f"{name}\t{ep.value}")
         return 0
-    problem = load_problem(args.problem, _parse_sets(args.set))
+    if args.command == "plot":
+        return _plot(args)
+    if args.command == "solve" and (args.out is None) == (args.resume is None):
+        raise SpecError("--out", "give exactly one of --out DIR (a new run) and --resume DIR (continue one)")
+    if args.command == "reference" and args.out is None:
+        raise SpecError("--out", "required (the directory for reference.json)")
+    args.overrides = _parse_sets(args.set)
+    problem = load_problem(args.problem, args.overrides)
     if args.command == "reference":
         return _reference(problem, args)
     return _solve(problem, args)
@@ -188,11 +199,17 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
     if args.flow == "gaussian" and not isinstance(problem, LQProblem):
         raise SpecError("--flow", "gaussian flows need an LQ problem")
     oracle = ExactLQOracle()
-    result = solve(
-        problem, oracle, scheme=scheme, iterations=args.iterations, tol=args.tol, flow=args.flow,
-        particles=args.particles, seed=args.seed, progress=False if args.quiet else None,
+    source = {"problem": args.problem, "overrides": args.overrides}
+    run_dir = args.resume if args.resume is not None else args.out
+    kwargs = dict(
+        scheme=scheme, iterations=args.iterations, tol=args.tol, flow=args.flow, particles=args.particles,
+        seed=args.seed, metadata={"source": source},
     )
-    out = result.save(args.out)
+    if args.resume is not None:
+        _check_resumable(args.resume, problem, oracle, kwargs)
+    result = solve(problem, oracle, run_dir=run_dir, resume=args.resume is not None,
+                   progress=False if args.quiet else None, **kwargs)
+    out = run_dir
     s = result.summary
     fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
     print(
@@ -203,6 +220,34 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
     if s.advice:
         print(f"advice: {s.advice}")
     print(f"run written to {out}")
+    return 0
+
+
+def _check_resumable(run_dir: Path, problem: Any, oracle: Any, kwargs: dict[str, Any]) -> None:
+    """Refuse to resume a run whose recorded settings differ from this command's (the history would not match)."""
+    import json
+
+    if not (run_dir / "config.json").is_file():
+        raise SpecError("--resume", f"{run_dir} holds no run to resume (no config.json, no checkpoint)")
+    old = json.loads((run_dir / "config.json").read_text())
+    new = {
+        "source": kwargs["metadata"]["source"], "oracle": oracle.config(), "scheme": kwargs["scheme"].config(),
+        "seed": kwargs["seed"], "particles": kwargs["particles"],
+    }
+    for key, value in new.items():
+        if key == "particles" and old.get("particles") is None:
+            continue
+        if json.loads(json.dumps(value)) != old.get(key):
+            raise SpecError("--resume", f"{key} differs from the interrupted run's ({old.get(key)!r})")
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from mfgsolve.plotting import plot_run
+
+    if not (args.run / "history.csv").is_file() or not (args.run / "summary.json").is_file():
+        raise SpecError("DIR", f"{args.run} is not a finished run directory (no history.csv / summary.json)")
+    for path in plot_run(args.run):
+        print(f"wrote {path}")
     return 0
 
 

@@ -15,7 +15,7 @@ from mfgsolve.errors import SpecError
 from mfgsolve.lq import LQProblem, load_toml
 from mfgsolve.problem import Problem
 
-__all__ = ["available_problems", "load_problem", "ENTRY_POINT_GROUP", "FAMILIES"]
+__all__ = ["available_problems", "load_problem", "problem_from_config", "ENTRY_POINT_GROUP", "FAMILIES"]
 
 ENTRY_POINT_GROUP = "mfgsolve.problems"
 
@@ -57,3 +57,16 @@ def load_problem(name: str, overrides: Mapping[str, Any] | None = None) -> Probl
         raise SpecError("PROBLEM", f"unknown problem {name!r} (registered: {known}; or give a .toml spec path)")
     factory = registered[name].load()
     return factory(**overrides)
+
+
+def problem_from_config(config: Mapping[str, Any]) -> Problem | None:
+    """Rebuild a run's problem from its ``config.json``: by the recorded source (name and overrides) when the
+    CLI recorded one, else from an LQ spec; ``None`` when neither is there."""
+    source = config.get("source")
+    if isinstance(source, Mapping) and "problem" in source:
+        return load_problem(str(source["problem"]), source.get("overrides") or {})
+    problem = config.get("problem", {})
+    if isinstance(problem, Mapping) and problem.get("family") in FAMILIES and "spec" in problem:
+        spec = problem["spec"]
+        return FAMILIES[problem["family"]](spec, name=str(problem.get("name", "lq")))
+    return None

@@ -16,14 +16,14 @@ import platform
 import subprocess
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from mfgsolve.flows import Flow
 from mfgsolve.policies import Policy
 
-__all__ = ["IterationRecord", "Summary", "SolveResult", "RunFiles", "save_run", "load_run", "environment", "write_json", "save_npz"]
+__all__ = ["IterationRecord", "Summary", "SolveResult", "RunFiles", "save_run", "load_run", "environment", "write_json", "save_npz", "write_history", "atomic_write"]
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(data)
@@ -151,17 +151,22 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON (non-finite numbers as null)."""
-    _atomic_write(Path(path), (json.dumps(_clean(obj), indent=2) + "\n").encode())
+    atomic_write(Path(path), (json.dumps(_clean(obj), indent=2) + "\n").encode())
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Atomically write named arrays to an ``.npz`` file."""
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    _atomic_write(Path(path), buf.getvalue())
+    atomic_write(Path(path), buf.getvalue())
 
 
-def _history_csv(history: tuple[IterationRecord, ...]) -> bytes:
+def write_history(path: str | Path, history: Sequence[IterationRecord]) -> None:
+    """Atomically write ``history.csv``: a header and one row per outer iteration (empty cell = not computed)."""
+    atomic_write(Path(path), _history_csv(history))
+
+
+def _history_csv(history: Sequence[IterationRecord]) -> bytes:
     buf = io.StringIO()
     names = [f.name for f in fields(IterationRecord)]
     writer = csv.writer(buf, lineterminator="\n")
@@ -180,7 +185,7 @@ def save_run(result: SolveResult, directory: str | Path) -> Path:
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", result.config)
-    _atomic_write(out / "history.csv", _history_csv(result.history))
+    write_history(out / "history.csv", result.history)
     write_json(out / "summary.json", asdict(result.summary))
     save_npz(out / "flow.npz", result.flow.arrays())
     return out

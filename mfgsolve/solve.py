@@ -8,8 +8,11 @@ reference and the exploitability when they are computable. Every oracle and sche
 
 from __future__ import annotations
 
+import io
 import math
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -24,7 +27,16 @@ from mfgsolve.oracles.base import Oracle
 from mfgsolve.policies import Policy
 from mfgsolve.population import FlowKind, propagate, static_flow
 from mfgsolve.problem import Problem
-from mfgsolve.results import IterationRecord, SolveResult, Summary, environment
+from mfgsolve.results import (
+    IterationRecord,
+    SolveResult,
+    Summary,
+    atomic_write,
+    environment,
+    save_run,
+    write_history,
+    write_json,
+)
 from mfgsolve.schemes import Damped, Picard, Scheme
 
 __all__ = ["solve"]
@@ -51,6 +63,41 @@ def _cosine(d1: torch.Tensor | None, d0: torch.Tensor | None) -> float:
     return float(a @ b) / den if den > 0 else math.nan
 
 
+@dataclass
+class _LoopState:
+    """Everything the loop carries between iterations: a checkpoint is this plus the oracle's state."""
+
+    k: int
+    m: Flow
+    policy: Policy | None
+    warm: Any
+    history: list[IterationRecord]
+    gaps: list[float]
+    cosines: list[float]
+    last_step: torch.Tensor | None
+    elapsed: float
+    torch_state: torch.Tensor
+    numpy_state: dict[str, Any]
+
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def _save_checkpoint(run_dir: Path, state: _LoopState, oracle: Oracle) -> None:
+    oracle_state = oracle.state_dict() if hasattr(oracle, "state_dict") else None
+    buf = io.BytesIO()
+    torch.save({"state": state, "oracle": oracle_state}, buf)
+    atomic_write(run_dir / CHECKPOINT, buf.getvalue())
+
+
+def _load_checkpoint(run_dir: Path, oracle: Oracle) -> _LoopState:
+    # The checkpoint is this run's own file (flows, policies, generator states): trusted like a pickle.
+    blob = torch.load(run_dir / CHECKPOINT, weights_only=False)
+    if blob["oracle"] is not None:
+        oracle.load_state_dict(blob["oracle"])  # type: ignore[attr-defined]
+    return blob["state"]
+
+
 def solve(
     problem: Problem,
     oracle: Oracle,
@@ -65,6 +112,9 @@ def solve(
     metric: Method = "auto",
     progress: bool | None = None,
     callback: Callable[[IterationRecord], None] | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    metadata: dict[str, Any] | None = None,
 ) -> SolveResult:
     r"""Search the equilibrium flow by iterating best responses under ``scheme``.
 
@@ -95,6 +145,15 @@ def solve(
         Progress bar on stderr; default: only when stderr is a terminal.
     callback : callable, optional
         Called with each :class:`IterationRecord` as it is made.
+    run_dir : path, optional
+        Write the run directory as the run goes: ``config.json`` first, then after every iteration
+        ``history.csv`` and ``checkpoint.pt`` (loop state, generator states and the oracle's ``state_dict``),
+        and at the end ``summary.json`` and ``flow.npz``.
+    resume : bool
+        Continue from ``run_dir``'s checkpoint (from the start if the run died before its first one). With the same arguments the resumed run ends with the same
+        history as an uninterrupted one (timing columns aside).
+    metadata : dict, optional
+        Extra entries for ``config.json`` (the CLI records how the problem was named).
 
     Returns
     -------
@@ -106,8 +165,23 @@ def solve(
         raise ValueError("iterations must be a positive integer")
     if not tol > 0:
         raise ValueError("tol must be positive")
+    if resume and run_dir is None:
+        raise ValueError("resume needs the run_dir of the interrupted run")
     if flow is None:
         flow = "gaussian" if isinstance(problem, LQProblem) and oracle.name == "exact" else "particles"
+    config = {
+        "problem": problem.config(),
+        "oracle": oracle.config(),
+        "scheme": scheme.config(),
+        "iterations": iterations,
+        "tol": tol,
+        "flow": flow,
+        "particles": particles if flow == "particles" else None,
+        "metric": metric,
+        "seed": seed,
+        **(metadata or {}),
+        "environment": environment(),
+    }
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     reference = _reference_of(problem)
@@ -116,44 +190,48 @@ def solve(
         if reference is not None and hasattr(reference, "cov")
         else None
     )
-    m = initial_flow if initial_flow is not None else static_flow(problem, kind=flow, n=particles, generator=generator)
+    out = Path(run_dir) if run_dir is not None else None
+    if resume and (out / CHECKPOINT).is_file():  # type: ignore[operator]
+        assert out is not None
+        st = _load_checkpoint(out, oracle)
+        generator.set_state(st.torch_state)
+        rng.bit_generator.state = st.numpy_state
+    else:
+        m0 = initial_flow if initial_flow is not None else static_flow(problem, kind=flow, n=particles, generator=generator)
+        st = _LoopState(k=0, m=m0, policy=None, warm=None, history=[], gaps=[], cosines=[], last_step=None,
+                        elapsed=0.0, torch_state=generator.get_state(), numpy_state=rng.bit_generator.state)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / "config.json", config)
     distance = dict(method=metric, rng=rng)
 
-    history: list[IterationRecord] = []
-    gaps: list[float] = []
-    cosines: list[float] = []
-    policy: Policy | None = None
-    warm: Any = None
-    last_step: torch.Tensor | None = None
-    converged = blew_up = False
-    expl = None
-    start = time.perf_counter()
-    bar = tqdm(range(iterations), desc=f"{scheme.name}/{oracle.name}", disable=None if progress is None else not progress)
-    for k in bar:
-        pi, info = oracle.best_response(problem, m, warm_start=warm)
-        warm = pi
+    converged = bool(st.history) and st.history[-1].residual <= tol
+    blew_up = False
+    expl = exploitability(problem, st.policy) if st.policy is not None else None
+    start = time.perf_counter() - st.elapsed
+    bar = tqdm(total=iterations, initial=st.k, desc=f"{scheme.name}/{oracle.name}",
+               disable=None if progress is None else not progress)
+    while st.k < iterations and not converged:
+        k, m = st.k, st.m
+        pi, info = oracle.best_response(problem, m, warm_start=st.warm)
         mu = propagate(problem, pi, m, kind=flow, n=particles, generator=generator)
-        m_next, policy = scheme.update(k, m, mu, pi, policy)
+        m_next, policy = scheme.update(k, m, mu, pi, st.policy)
         if isinstance(m_next, ParticleFlow) and m_next.size > particles:
             m_next = m_next.resample(particles, generator)
 
         residual = flow_distance(m_next, m, **distance)
         gap = residual if isinstance(scheme, Picard) else flow_distance(mu, m, **distance)
         step = m_next.means() - m.means()
-        cosines.append(_cosine(step, last_step))
-        last_step = step
-        gaps.append(gap)
-        prev = history[-1].residual if history else None
-        ratio = residual / prev if prev else None
-        rate = running_rate([h.residual for h in history] + [residual])
+        prev = st.history[-1].residual if st.history else None
+        rate = running_rate([h.residual for h in st.history] + [residual])
         expl = exploitability(problem, policy)
         rec = IterationRecord(
             iteration=k + 1,
             residual=residual,
             gap=gap,
-            ratio=ratio,
+            ratio=residual / prev if prev else None,
             rate_estimate=rate,
-            bound=posterior_bound(rate, residual),
+            bound=None if scheme.decreasing else posterior_bound(rate, residual),
             mean_error=mean_error(m_next, reference.mean) if reference is not None else None,
             reference_w2=flow_distance(m_next, ref_flow) if isinstance(m_next, GaussianFlow) and ref_flow else None,
             exploitability=expl.value if expl else None,
@@ -162,23 +240,29 @@ def solve(
             br_seconds=info.seconds,
             seconds=time.perf_counter() - start,
         )
-        history.append(rec)
+        st = _LoopState(
+            k=k + 1, m=m_next, policy=policy, warm=pi, history=st.history + [rec], gaps=st.gaps + [gap],
+            cosines=st.cosines + [_cosine(step, st.last_step)], last_step=step, elapsed=rec.seconds,
+            torch_state=generator.get_state(), numpy_state=rng.bit_generator.state,
+        )
+        if out is not None:
+            write_history(out / "history.csv", st.history)
+            _save_checkpoint(out, st, oracle)
         if callback is not None:
             callback(rec)
+        bar.update(1)
         bar.set_postfix(residual=f"{residual:.3g}")
-        m = m_next
-        if residual <= tol:
-            converged = True
-            break
-        if not math.isfinite(residual) or residual > BLOWUP * max(history[0].residual, 1e-300):
+        converged = residual <= tol
+        if not math.isfinite(residual) or residual > BLOWUP * max(st.history[0].residual, 1e-300):
             blew_up = True
             break
     bar.close()
+    history = st.history
     wall = time.perf_counter() - start
 
     verdict = diagnose(
-        gaps,
-        cosines,
+        st.gaps,
+        st.cosines,
         converged=converged,
         blew_up=blew_up,
         decreasing_weights=scheme.decreasing,
@@ -207,17 +291,8 @@ def solve(
         reference_rho=float(reference.rho) if reference is not None and hasattr(reference, "rho") else None,
         wall_seconds=wall,
     )
-    config = {
-        "problem": problem.config(),
-        "oracle": oracle.config(),
-        "scheme": scheme.config(),
-        "iterations": iterations,
-        "tol": tol,
-        "flow": flow,
-        "particles": particles if flow == "particles" else None,
-        "metric": metric,
-        "seed": seed,
-        "environment": environment(),
-    }
-    assert policy is not None
-    return SolveResult(history=tuple(history), summary=summary, flow=m, policy=policy, config=config)
+    assert st.policy is not None
+    result = SolveResult(history=tuple(history), summary=summary, flow=st.m, policy=st.policy, config=config)
+    if out is not None:
+        save_run(result, out)
+    return result
