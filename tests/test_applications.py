@@ -139,7 +139,8 @@ def test_traffic_speed_respects_the_density_limit():
         assert torch.all((x_next[:, 0] >= 0) & (x_next[:, 0] < pb.params["length"]))
     # the platoon (relative density 2 on half the ring, rho_jam = 4) starts capped near v_free / 2
     rho0 = pb.density(0, flow.x[0], flow)
-    assert rho0.mean().item() == pytest.approx(2.0, abs=0.2)  # edges of the platoon pull the mean below 2
+    # the kernel smooths the platoon's two edges over ~h = 0.05 of its 0.5 length: mean below 2 (measured 1.86)
+    assert rho0.mean().item() == pytest.approx(2.0, abs=0.2)
 
 
 @pytest.mark.parametrize(
