@@ -69,8 +69,8 @@ def test_flow_and_policy_are_consistent(problem, ref):
     for t in range(mfg_.T):
         m = (m @ ref.policy[t]) @ mfg_.kernel
         assert np.allclose(m, ref.density[t + 1], rtol=0, atol=1e-14)  # rounding of the same products
-    assert np.allclose(ref.mean[:, 0], ref.density @ mfg_.grid, rtol=0, atol=1e-14)
-    assert np.allclose(ref.policy.sum(-1), 1.0, rtol=0, atol=1e-12)
+    assert np.allclose(ref.mean[:, 0], ref.density @ mfg_.grid, rtol=0, atol=1e-14)  # same sums, rounding
+    assert np.allclose(ref.policy.sum(-1), 1.0, rtol=0, atol=1e-12)  # normalised rows: rounding of 41 terms
     # the m_0 is N(-1, 0.3^2) cut to the grid (mean -0.99975: the cut at -2 is 3.3 sd away, < 1e-3);
     # the crowd heads towards the target +1 (qualitative: measured 0.61 at T)
     assert ref.mean[0, 0] == pytest.approx(-1.0, abs=1e-3) and ref.mean[-1, 0] > 0.3
@@ -119,7 +119,8 @@ def test_cli_writes_the_reference_files(tmp_path, capsys):
     arrays = np.load(tmp_path / "reference.npz")
     assert arrays["density"].shape == (11, 41)
     assert np.allclose(arrays["density"].sum(1), 1.0, rtol=0, atol=1e-12)  # probabilities on the grid
-    assert np.allclose(arrays["density"] @ arrays["grid"], np.asarray(data["mean"])[:, 0], rtol=0, atol=1e-12)
+    mean = np.asarray(data["mean"])[:, 0]
+    assert np.allclose(arrays["density"] @ arrays["grid"], mean, rtol=0, atol=1e-12)  # JSON floats round-trip
 
 
 def test_continuous_version_reads_the_grid_model_at_grid_points(problem, ref):
