@@ -221,7 +221,9 @@ class PotentialReference:
     kkt_gap : float
         :math:`\\max_t \\sum_x m_t(x) |\\nu_t(x) - V^*_t(x)|` between the program's duals :math:`\\nu` and the DP
         value: a certificate that the KKT conditions are the game's HJB equation.
-    solver : str
+    solver, status : str
+        The cvxpy solver and its final status (``optimal``, or ``optimal_inaccurate`` when the interior point
+        stalled short of its tolerances; the DP ``exploitability`` says what the solution is worth either way).
     solve_seconds : float
         Wall time of the cvxpy solve.
     """
@@ -236,6 +238,7 @@ class PotentialReference:
     value: np.ndarray
     kkt_gap: float
     solver: str
+    status: str
     solve_seconds: float
 
     def to_json(self) -> dict[str, Any]:
@@ -246,6 +249,7 @@ class PotentialReference:
             "mean": self.mean.tolist(),
             "kkt_gap": float(self.kkt_gap),
             "solver": self.solver,
+            "status": self.status,
             "solve_seconds": float(self.solve_seconds),
         }
 
@@ -336,7 +340,7 @@ def solve_potential(
     start = time.perf_counter()
     program.solve(solver=solver, **options)
     seconds = time.perf_counter() - start
-    if program.status != cp.OPTIMAL:
+    if program.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):  # inaccurate: judged by the DP certificate
         raise ArithmeticError(f"the potential program ended with status {program.status!r}")
 
     transfers = np.stack([np.clip(v.value, 0.0, None) for v in n])
@@ -373,5 +377,6 @@ def solve_potential(
         value=V,
         kkt_gap=kkt,
         solver=solver.upper(),
+        status=str(program.status),
         solve_seconds=seconds,
     )
