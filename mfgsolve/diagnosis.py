@@ -23,10 +23,11 @@ __all__ = ["Diagnosis", "Verdict", "regression_rate", "running_rate", "posterior
 
 Diagnosis = Literal["contracting", "oscillating", "diverging", "stalled"]
 
-#: Rates within this band around 1 count as "flat".
-_FLAT = 0.03
-#: Power-law exponents within this band around 0 count as "flat" (fictitious play).
-_FLAT_EXPONENT = 0.3
+#: A trend counts only if its log-slope exceeds twice its standard error and this size: per iteration for
+#: constant weights (a rate within 0.1% of 1 is flat), per unit of log k for fictitious play (decay slower than
+#: k^-0.1 is flat).
+_MIN_SLOPE = 1e-3
+_MIN_EXPONENT = 0.1
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,19 @@ def regression_rate(residuals: Sequence[float]) -> float | None:
     return float(math.exp(slope))
 
 
-def _power_exponent(gaps: Sequence[float]) -> float | None:
-    idx = _tail(gaps)
+def _trend(values: Sequence[float], *, loglog: bool, minimum: float) -> str | None:
+    """``"down"``, ``"up"`` or ``"flat"``: the sign of the tail's log-slope when it exceeds both twice its
+    standard error and ``minimum``; ``None`` with fewer than three usable points."""
+    idx = _tail(values)
     if idx.size < 3:
         return None
-    return float(np.polyfit(np.log(idx + 1.0), np.log(np.asarray(gaps, dtype=float)[idx]), 1)[0])
+    x = np.log(idx + 1.0) if loglog else idx.astype(float)
+    y = np.log(np.asarray(values, dtype=float)[idx])
+    slope, icept = np.polyfit(x, y, 1)
+    resid = y - (slope * x + icept)
+    se = math.sqrt(float(resid @ resid) / max(1, x.size - 2) / float(((x - x.mean()) ** 2).sum()))
+    threshold = max(2.0 * se, minimum)
+    return "down" if slope < -threshold else "up" if slope > threshold else "flat"
 
 
 def running_rate(residuals: Sequence[float], window: int = 3) -> float | None:
@@ -122,15 +131,9 @@ def diagnose(
         return Verdict("contracting", "", rate)
     if blew_up:
         return Verdict("diverging", _diverging_advice(rate, alternating, scheme, alpha), rate)
-    if decreasing_weights:
-        expo = _power_exponent(gaps)
-        if expo is None:
-            return Verdict("stalled", "too few iterations to judge: raise --iterations", rate)
-        trend = "down" if expo < -_FLAT_EXPONENT else "up" if expo > _FLAT_EXPONENT else "flat"
-    else:
-        if rate is None:
-            return Verdict("stalled", "too few iterations to judge: raise --iterations", rate)
-        trend = "down" if rate < 1 - _FLAT else "up" if rate > 1 + _FLAT else "flat"
+    trend = _trend(gaps, loglog=decreasing_weights, minimum=_MIN_EXPONENT if decreasing_weights else _MIN_SLOPE)
+    if trend is None:
+        return Verdict("stalled", "too few iterations to judge: raise --iterations", rate)
     if trend == "down":
         more = ""
         if not decreasing_weights and rate is not None and rate < 1 and tol and gaps and gaps[-1] > 0:
