@@ -10,11 +10,13 @@ Distances are per ``t`` (an array ``(T+1,)``); the outer loop uses their maximum
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import ot
+import torch
 
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.lq import LQProblem
@@ -148,6 +150,8 @@ class Exploitability:
     value: float
     J_policy: float
     J_best: float
+    se: float = 0.0
+    """Monte-Carlo standard error of ``value`` (0 when both terms are exact)."""
 
     @property
     def relative(self) -> float:
@@ -155,10 +159,17 @@ class Exploitability:
         return self.value / abs(self.J_best) if self.J_best != 0 else float("inf")
 
 
-def exploitability(problem: object, policy: Policy) -> Exploitability | None:
-    """Exact exploitability where mfgsolve can compute it (LQ problems, affine policies or mixtures of them).
+def exploitability(
+    problem: object, policy: Policy, *, n: int = 0, generator: torch.Generator | None = None
+) -> Exploitability | None:
+    r"""Exploitability of ``policy`` where mfgsolve can compute it; ``None`` elsewhere.
 
-    Returns ``None`` where no exact route exists.
+    * LQ problem, affine policy or mixture of affine policies: exact (both terms Gaussian expectations).
+    * LQ problem, any other policy (a learned actor, a mixture of them), given ``n`` agents and a
+      ``generator``: the policy's own flow :math:`m^\pi` by simulating the population (``n`` particles), the
+      best response to it exactly by Riccati, and :math:`J(\pi \mid m^\pi) - J(\mathrm{BR} \mid m^\pi)` by
+      Monte Carlo on common random numbers (each mixture component against the best response, ``n`` agents
+      shared in proportion to the weights), with its standard error in ``se``.
     """
     if not isinstance(problem, LQProblem):
         return None
@@ -168,6 +179,25 @@ def exploitability(problem: object, policy: Policy) -> Exploitability | None:
     elif isinstance(policy, MixturePolicy) and all(isinstance(c, AffinePolicy) for c in policy.components):
         parts, weights = list(policy.components), list(policy.weights)  # type: ignore[arg-type]
     else:
-        return None
+        return _lq_exploitability_mc(problem, policy, n, generator) if generator is not None and n >= 2 else None
     e = lqref.exploitability(problem.coef, [q.K for q in parts], [q.k for q in parts], weights, problem.riccati)
     return Exploitability(value=e.exploitability, J_policy=e.J_policy, J_best=e.J_best)
+
+
+def _lq_exploitability_mc(problem: LQProblem, policy: Policy, n: int, generator: torch.Generator) -> Exploitability:
+    from mfgsolve.evaluation import cost_difference
+    from mfgsolve.population import propagate
+
+    own = propagate(problem, policy, None, kind="particles", n=n, generator=generator)
+    br = lqref.best_response(problem.coef, own.means().detach().cpu().double().numpy(), problem.riccati)
+    best = AffinePolicy(br.K, br.k)
+    if isinstance(policy, MixturePolicy):
+        comps, weights = list(policy.components), list(policy.weights)
+    else:
+        comps, weights = [policy], [1.0]
+    value, var = 0.0, 0.0
+    for comp, w in zip(comps, weights):
+        d = cost_difference(problem, comp, best, own, n=max(2, round(n * w)), generator=generator)
+        value += w * d.mean
+        var += (w * d.se) ** 2
+    return Exploitability(value=value, J_policy=br.cost + value, J_best=br.cost, se=math.sqrt(var))

@@ -50,6 +50,8 @@ class IterationRecord:
         :math:`\\max_t W_2(m^{k+1}_t, m^*_t)` when the reference law is available in closed form.
     exploitability, relative_exploitability : float or None
         Of the scheme's current policy, on its own flow, when computable.
+    exploitability_se : float or None
+        Its Monte-Carlo standard error (0 when exact).
     br_value : float or None
         The oracle's estimate of ``J(BR(m^k) | m^k)``.
     br_seconds, seconds : float
@@ -66,6 +68,7 @@ class IterationRecord:
     reference_w2: float | None
     exploitability: float | None
     relative_exploitability: float | None
+    exploitability_se: float | None
     br_value: float | None
     br_seconds: float
     seconds: float
@@ -87,6 +90,7 @@ class Summary:
     mean_error: float | None
     exploitability: float | None
     relative_exploitability: float | None
+    exploitability_se: float | None
     J_policy: float | None
     J_best: float | None
     reference_J: float | None

@@ -78,6 +78,7 @@ class _LoopState:
     elapsed: float
     torch_state: torch.Tensor
     numpy_state: dict[str, Any]
+    eval_state: torch.Tensor
 
 
 CHECKPOINT = "checkpoint.pt"
@@ -115,6 +116,8 @@ def solve(
     run_dir: str | Path | None = None,
     resume: bool = False,
     metadata: dict[str, Any] | None = None,
+    eval_particles: int = 2000,
+    final_eval_particles: int = 100_000,
 ) -> SolveResult:
     r"""Search the equilibrium flow by iterating best responses under ``scheme``.
 
@@ -154,6 +157,11 @@ def solve(
         history as an uninterrupted one (timing columns aside).
     metadata : dict, optional
         Extra entries for ``config.json`` (the CLI records how the problem was named).
+    eval_particles, final_eval_particles : int
+        Agents for the Monte-Carlo exploitability of learned policies on LQ problems (see
+        :func:`mfgsolve.exploitability`): a cheap estimate every iteration, an accurate one for the summary.
+        Exact policies are evaluated exactly and ignore both. The estimates draw from their own generator
+        (seeded ``seed + 1``), so evaluating does not change the run.
 
     Returns
     -------
@@ -183,6 +191,7 @@ def solve(
         "environment": environment(),
     }
     generator = torch.Generator().manual_seed(seed)
+    eval_generator = torch.Generator().manual_seed(seed + 1)
     rng = np.random.default_rng(seed)
     reference = _reference_of(problem)
     ref_flow = (
@@ -195,11 +204,13 @@ def solve(
         assert out is not None
         st = _load_checkpoint(out, oracle)
         generator.set_state(st.torch_state)
+        eval_generator.set_state(st.eval_state)
         rng.bit_generator.state = st.numpy_state
     else:
         m0 = initial_flow if initial_flow is not None else static_flow(problem, kind=flow, n=particles, generator=generator)
         st = _LoopState(k=0, m=m0, policy=None, warm=None, history=[], gaps=[], cosines=[], last_step=None,
-                        elapsed=0.0, torch_state=generator.get_state(), numpy_state=rng.bit_generator.state)
+                        elapsed=0.0, torch_state=generator.get_state(), numpy_state=rng.bit_generator.state,
+                        eval_state=eval_generator.get_state())
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             write_json(out / "config.json", config)
@@ -207,7 +218,6 @@ def solve(
 
     converged = bool(st.history) and st.history[-1].residual <= tol
     blew_up = False
-    expl = exploitability(problem, st.policy) if st.policy is not None else None
     start = time.perf_counter() - st.elapsed
     bar = tqdm(total=iterations, initial=st.k, desc=f"{scheme.name}/{oracle.name}",
                disable=None if progress is None else not progress)
@@ -224,7 +234,7 @@ def solve(
         step = m_next.means() - m.means()
         prev = st.history[-1].residual if st.history else None
         rate = running_rate([h.residual for h in st.history] + [residual])
-        expl = exploitability(problem, policy)
+        expl = exploitability(problem, policy, n=eval_particles, generator=eval_generator)
         rec = IterationRecord(
             iteration=k + 1,
             residual=residual,
@@ -236,6 +246,7 @@ def solve(
             reference_w2=flow_distance(m_next, ref_flow) if isinstance(m_next, GaussianFlow) and ref_flow else None,
             exploitability=expl.value if expl else None,
             relative_exploitability=expl.relative if expl else None,
+            exploitability_se=expl.se if expl else None,
             br_value=info.value,
             br_seconds=info.seconds,
             seconds=time.perf_counter() - start,
@@ -244,6 +255,7 @@ def solve(
             k=k + 1, m=m_next, policy=policy, warm=pi, history=st.history + [rec], gaps=st.gaps + [gap],
             cosines=st.cosines + [_cosine(step, st.last_step)], last_step=step, elapsed=rec.seconds,
             torch_state=generator.get_state(), numpy_state=rng.bit_generator.state,
+            eval_state=eval_generator.get_state(),
         )
         if out is not None:
             write_history(out / "history.csv", st.history)
@@ -272,6 +284,8 @@ def solve(
     )
     residuals = [h.residual for h in history]
     last = history[-1]
+    # the summary's exploitability: exact where it can be, else an accurate Monte-Carlo estimate of the final policy
+    expl = exploitability(problem, st.policy, n=final_eval_particles, generator=eval_generator)
     summary = Summary(
         problem=getattr(problem, "name", type(problem).__name__),
         oracle=oracle.name,
@@ -283,8 +297,9 @@ def solve(
         residuals=residuals,
         contraction_rate=regression_rate(residuals),
         mean_error=last.mean_error,
-        exploitability=last.exploitability,
-        relative_exploitability=last.relative_exploitability,
+        exploitability=expl.value if expl else None,
+        relative_exploitability=expl.relative if expl else None,
+        exploitability_se=expl.se if expl else None,
         J_policy=expl.J_policy if expl else None,
         J_best=expl.J_best if expl else None,
         reference_J=float(reference.J) if reference is not None and hasattr(reference, "J") else None,
