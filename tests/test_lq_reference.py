@@ -14,6 +14,7 @@ import pytest
 import scipy.linalg
 import torch
 from lq_specs import MONOTONE, random_spec
+from lq_torch import forward, tensors
 
 import mfgsolve as mfg
 from mfgsolve.reference import lq as lqref
@@ -48,27 +49,20 @@ def test_value_function_equals_forward_moments(spec):
 
 
 def _torch_cost(coef, K, k, m):
-    """Expected cost of a_t = -K_t x - k_t against the mean flow m, by forward moments in torch."""
-    t64 = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
-    C = {key: t64(v) for key, v in coef.as_dict().items() if key != "T"}
-    m = t64(m)
-    x, S = C["mu0"], C["Sigma0"]
-    total = torch.zeros((), dtype=torch.float64)
-    for t in range(coef.T):
-        a = -K[t] @ x - k[t]
-        covxa = -S @ K[t].T
-        Ea_a = K[t] @ S @ K[t].T + torch.outer(a, a)
-        Ex_x = S + torch.outer(x, x)
-        Ex_a = covxa + torch.outer(x, a)
-        total = total + torch.trace(C["Q"] @ Ex_x) + torch.trace(C["R"] @ Ea_a) + 2 * torch.trace(C["N"].T @ Ex_a)
-        total = total + 2 * x @ (C["S"] @ m[t] + C["S_next"] @ m[t + 1] + C["s"]) + 2 * a @ (C["U"] @ m[t] + C["u"])
-        total = total + m[t] @ C["W"] @ m[t] + 2 * C["w"] @ m[t]
-        F = C["A"] - C["B"] @ K[t]
-        x = F @ x - C["B"] @ k[t] + C["Abar"] @ m[t] + C["c"]
-        S = F @ S @ F.T + C["Sigma_w"]
-    T = coef.T
-    total = total + torch.trace(C["QT"] @ (S + torch.outer(x, x))) + 2 * x @ (C["ST"] @ m[T] + C["sT"])
-    return total + m[T] @ C["WT"] @ m[T] + 2 * C["wT"] @ m[T]
+    """Expected cost of a_t = -K_t x - k_t against the mean flow m, by forward moments in torch (tests/lq_torch)."""
+    return forward(tensors(coef), coef.T, K, k, torch.as_tensor(m, dtype=torch.float64))[0]
+
+
+def _mc_costs(pb, actor, m, x, g, on_step=None):
+    """Total cost of each agent in ``x`` playing ``actor`` against the frozen flow ``m`` (plain simulation)."""
+    cost = torch.zeros(x.shape[0], dtype=torch.float64)
+    for t in range(pb.T):
+        a = actor.act(t, x, m)
+        cost -= pb.reward(t, x, a, m)
+        x = pb.step(t, x, a, m, g)
+        if on_step is not None:
+            on_step(t + 1, x)
+    return cost - pb.terminal_reward(x, m), x
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -97,16 +91,12 @@ def test_monte_carlo_cost_and_mean_flow(spec):
     pi = mfg.AffinePolicy(ref.K, ref.k)
     g = torch.Generator().manual_seed(0)
     n = 200_000
-    x = pb.sample_x0(n, g)
-    cost = torch.zeros(n, dtype=torch.float64)
-    for t in range(pb.T):
-        a = pi.act(t, x, m)
-        cost -= pb.reward(t, x, a, m)
-        x = pb.step(t, x, a, m, g)
-        # mean flow: each coordinate within 5 standard errors of the sample mean
+
+    def mean_within_5_se(t, x):
         se = x.std(0) / n**0.5
-        assert torch.all((x.mean(0) - torch.as_tensor(ref.mean[t + 1])).abs() < 5 * se)
-    cost -= pb.terminal_reward(x, m)
+        assert torch.all((x.mean(0) - torch.as_tensor(ref.mean[t])).abs() < 5 * se)
+
+    cost, x = _mc_costs(pb, pi, m, pb.sample_x0(n, g), g, on_step=mean_within_5_se)
     se = float(cost.std() / n**0.5)
     assert abs(float(cost.mean()) - ref.J) < 5 * se, (float(cost.mean()), ref.J, se)
     # the covariance flow too, at the horizon (relative error of a sample covariance ~ sqrt(2/n))
@@ -202,12 +192,6 @@ def test_mixture_exploitability_matches_monte_carlo():
     assert np.all(np.abs(own.means().numpy() - m_pi) < 5 * sd / n**0.5)  # 5 standard errors per coordinate
     frozen = mfg.GaussianFlow.from_numpy(m_pi, np.zeros((pb.T + 1, pb.n, pb.n)))
     actor = mix.for_population(n, g)
-    x = pb.sample_x0(n, g)
-    cost = torch.zeros(n, dtype=torch.float64)
-    for t in range(pb.T):
-        a = actor.act(t, x, frozen)
-        cost -= pb.reward(t, x, a, frozen)
-        x = pb.step(t, x, a, frozen, g)
-    cost -= pb.terminal_reward(x, frozen)
+    cost, _ = _mc_costs(pb, actor, frozen, pb.sample_x0(n, g), g)
     se = float(cost.std() / n**0.5)
     assert abs(float(cost.mean()) - e.J_policy) < 5 * se
