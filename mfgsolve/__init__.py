@@ -16,12 +16,14 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
     __version__ = "0+unknown"
 
+from mfgsolve.brcheck import BRCheck, br_check
 from mfgsolve.diagnosis import Verdict, diagnose
 from mfgsolve.errors import NoEquilibriumError, SpecError
+from mfgsolve.evaluation import CostEstimate, cost_difference, policy_cost, rollout_costs
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.lq import LQProblem, load_toml
 from mfgsolve.metrics import Exploitability, exploitability, flow_distance, gaussian_w2, mean_error, wasserstein
-from mfgsolve.oracles import BestResponseInfo, ExactLQOracle, Oracle
+from mfgsolve.oracles import BestResponseInfo, DDPGConfig, DDPGOracle, DDPGPolicy, ExactLQOracle, Oracle
 from mfgsolve.policies import AffinePolicy, MixturePolicy, Policy
 from mfgsolve.population import propagate, static_flow
 from mfgsolve.problem import Problem
@@ -35,7 +37,12 @@ from mfgsolve.solve import solve
 __all__ = [
     "__version__",
     "AffinePolicy",
+    "BRCheck",
     "BestResponseInfo",
+    "CostEstimate",
+    "DDPGConfig",
+    "DDPGOracle",
+    "DDPGPolicy",
     "Damped",
     "ExactLQOracle",
     "Exploitability",
@@ -61,6 +68,8 @@ __all__ = [
     "Summary",
     "Verdict",
     "available_problems",
+    "br_check",
+    "cost_difference",
     "diagnose",
     "exploitability",
     "flow_distance",
@@ -70,7 +79,9 @@ __all__ = [
     "load_toml",
     "make_scheme",
     "mean_error",
+    "policy_cost",
     "propagate",
+    "rollout_costs",
     "save_run",
     "solve",
     "solve_potential",

@@ -1,4 +1,4 @@
-"""The ``mfgsolve`` command line: ``solve``, ``reference``, ``plot``, ``list``.
+"""The ``mfgsolve`` command line: ``solve``, ``reference``, ``br-check``, ``plot``, ``list``.
 
 Bad input (a bad spec, an unknown name, scheme or oracle, an option out of range, an ``--out`` that is a
 file) prints one line on stderr naming what is wrong and exits with code 2, before anything is written.
@@ -15,7 +15,7 @@ from mfgsolve.errors import NoEquilibriumError, SpecError
 
 __all__ = ["main"]
 
-ORACLES = ("exact",)
+ORACLES = ("exact", "ddpg")
 
 
 class _UsageError(Exception):
@@ -27,17 +27,23 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
-def _positive_int(field: str):
+def _integer(field: str, minimum: int):
+    kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{field}: must be a positive integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{field}: must be a positive integer, got {text!r}")
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{field}: must be {kind}, got {text!r}")
         return value
 
     return parse
+
+
+def _positive_int(field: str):
+    return _integer(field, 1)
 
 
 def _positive_float(field: str):
@@ -60,16 +66,6 @@ def _alpha(text: str) -> float:
         raise argparse.ArgumentTypeError(f"--alpha: must be a number in (0, 1], got {text!r}") from None
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"--alpha: must lie in (0, 1], got {text!r}")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed: must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--seed: must be a non-negative integer, got {text!r}")
     return value
 
 
@@ -115,13 +111,25 @@ def _parser() -> _Parser:
     s.add_argument("--alpha", type=_alpha, default=None, help="damping weight in (0, 1] for --scheme damped (default 0.5)")
     s.add_argument("--iterations", type=_positive_int("--iterations"), default=100, help="outer iteration budget (default 100)")
     s.add_argument("--tol", type=_positive_float("--tol"), default=1e-10, help="stop when the W2 residual is at most this (default 1e-10)")
-    s.add_argument("--seed", type=_nonneg_int, default=0, help="seed of the run's generators (default 0)")
+    s.add_argument("--seed", type=_integer("--seed", 0), default=0, help="seed of the run's generators (default 0)")
     s.add_argument("--flow", choices=("gaussian", "particles"), default=None,
                    help="flow representation (default: gaussian for LQ with the exact oracle, else particles)")
     s.add_argument("--particles", type=_positive_int("--particles"), default=4096, help="particles per flow (default 4096)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--resume", type=_out_dir, default=None, metavar="DIR",
                    help="continue the interrupted run in DIR (same arguments; instead of --out)")
+    s.add_argument("--br-seconds", type=_positive_float("--br-seconds"), default=None,
+                   help="wall seconds per best response (--oracle ddpg; default: its update budget)")
+
+    b = sub.add_parser("br-check", parents=[common],
+                       help="train an oracle against the exact equilibrium flow; writes DIR/br_check.json")
+    b.add_argument("--oracle", default="ddpg", help=f"best-response oracle: {', '.join(ORACLES)} (default ddpg)")
+    b.add_argument("--seconds", type=_positive_float("--seconds"), default=None, help="wall-clock budget of the best response")
+    b.add_argument("--updates", type=_positive_int("--updates"), default=None,
+                   help="update budget (default: 20000 when --seconds is not given)")
+    b.add_argument("--seed", type=_integer("--seed", 0), default=0, help="seed of the oracle and of the evaluation (default 0)")
+    b.add_argument("--threads", type=_positive_int("--threads"), default=None, help="torch CPU threads (default: torch's)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sub.add_parser("reference", parents=[common], help="write the exact equilibrium to DIR/reference.json")
     p = sub.add_parser("plot", help="convergence and flow figures (PNG and PDF) of a run directory, written into it")
@@ -160,12 +168,14 @@ def _run(args: argparse.Namespace) -> int:
         return _plot(args)
     if args.command == "solve" and (args.out is None) == (args.resume is None):
         raise SpecError("--out", "give exactly one of --out DIR (a new run) and --resume DIR (continue one)")
-    if args.command == "reference" and args.out is None:
+    if args.command in ("reference", "br-check") and args.out is None:
         raise SpecError("--out", "required (the directory for reference.json)")
     args.overrides = _parse_sets(args.set)
     problem = load_problem(args.problem, args.overrides)
     if args.command == "reference":
         return _reference(problem, args)
+    if args.command == "br-check":
+        return _br_check(problem, args)
     return _solve(problem, args)
 
 
@@ -198,7 +208,13 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
         raise SpecError("--oracle", f"exact needs an LQ problem; {args.problem} is not one")
     if args.flow == "gaussian" and not isinstance(problem, LQProblem):
         raise SpecError("--flow", "gaussian flows need an LQ problem")
-    oracle = ExactLQOracle()
+    if args.oracle == "ddpg":
+        from mfgsolve.oracles import DDPGOracle
+
+        budget = {"seconds": args.br_seconds, "updates": None} if args.br_seconds else {}
+        oracle: Any = DDPGOracle(seed=args.seed, progress=False if args.quiet else None, **budget)
+    else:
+        oracle = ExactLQOracle()
     source = {"problem": args.problem, "overrides": args.overrides}
     run_dir = args.resume if args.resume is not None else args.out
     kwargs = dict(
@@ -239,6 +255,39 @@ def _check_resumable(run_dir: Path, problem: Any, oracle: Any, kwargs: dict[str,
             continue
         if json.loads(json.dumps(value)) != old.get(key):
             raise SpecError("--resume", f"{key} differs from the interrupted run's ({old.get(key)!r})")
+
+
+def _br_check(problem: Any, args: argparse.Namespace) -> int:
+    import torch
+
+    from mfgsolve.brcheck import br_check
+    from mfgsolve.lq import LQProblem
+    from mfgsolve.oracles import DDPGOracle, ExactLQOracle
+    from mfgsolve.results import write_json
+
+    if args.oracle not in ORACLES:
+        raise SpecError("--oracle", f"unknown oracle {args.oracle!r} (choose from {', '.join(ORACLES)})")
+    if args.oracle == "exact" and not isinstance(problem, LQProblem):
+        raise SpecError("--oracle", f"exact needs an LQ problem; {args.problem} is not one")
+    if getattr(problem, "reference", lambda: None)() is None:
+        raise SpecError("PROBLEM", f"{args.problem} has no exact equilibrium to check a best response against")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.oracle == "ddpg":
+        budget = {} if args.seconds is None and args.updates is None else {"seconds": args.seconds, "updates": args.updates}
+        oracle: Any = DDPGOracle(seed=args.seed, progress=False if args.quiet else None, **budget)
+    else:
+        oracle = ExactLQOracle()
+    result = br_check(problem, oracle, seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "br_check.json", result.to_json())
+    print(
+        f"{result.problem} / {result.oracle}: relative_gap {result.relative_gap:.4%} "
+        f"(gap {result.gap:.4g} +- {result.gap_se:.2g}, J_policy {result.J_policy:.6g}, J_best {result.J_best:.6g}) "
+        f"in {result.seconds:.1f} s"
+    )
+    print(f"written to {args.out / 'br_check.json'}")
+    return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
