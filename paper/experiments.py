@@ -136,7 +136,131 @@ def e1_contraction(quick: bool) -> None:
     _save_figure(fig, "e1_contraction")
 
 
-EXPERIMENTS = {"E1": e1_contraction}
+# ----------------------------------------------------------------------------------------------- E2, E3
+RUNS = HERE / "runs"
+SPEC_2D = HERE.parent / "bench" / "lq_2d_cross.toml"
+
+
+def _learned_run(problem: str, scheme: mfg.Scheme, *, seed: int, iterations: int, br_seconds: float,
+                 quick: bool, tag: str) -> mfg.SolveResult:
+    """One DDPG fixed-point run, saved under ``paper/runs/<tag>`` (a run directory like the CLI's)."""
+    pb = mfg.load_problem(str(SPEC_2D) if problem == "lq-2d" else problem)
+    budget = {"updates": 200, "eval_every": 100} if quick else {"seconds": br_seconds, "updates": None}
+    oracle = mfg.DDPGOracle(seed=seed, progress=False, **budget)
+    return mfg.solve(
+        pb, oracle, scheme=scheme, iterations=iterations, tol=1e-6, seed=seed, progress=False,
+        eval_particles=2000 if not quick else 500, final_eval_particles=100_000 if not quick else 5000,
+        run_dir=RUNS / tag, metadata={"source": {"problem": problem, "overrides": {}}},
+    )
+
+
+def _band(ax: Any, k: np.ndarray, values: np.ndarray, label: str) -> None:
+    """Median over seeds with a band from the smallest to the largest seed."""
+    med = np.nanmedian(values, axis=0)
+    ax.plot(k, med, label=label)
+    ax.fill_between(k, np.nanmin(values, axis=0), np.nanmax(values, axis=0), alpha=0.2)
+
+
+def _ci95(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of a Student-t 95% interval over seeds."""
+    import scipy.stats
+
+    v = np.asarray(values, dtype=float)
+    if v.size < 2:
+        return float(v.mean()), float("nan")
+    return float(v.mean()), float(scipy.stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+
+
+def e2_accuracy(quick: bool) -> None:
+    """DDPG best responses under fictitious play, damping and Picard against the exact LQ equilibrium.
+
+    Equal wall budget per run for every scheme: Picard and damped take fewer, longer best responses, FP more,
+    shorter ones (its average smooths their noise). Relative exploitability is a Monte-Carlo estimate (2000
+    agents per iteration, 100000 at the end) against the exact best response; mean error is exact.
+    """
+    seeds = [0, 1] if quick else [0, 1, 2, 3, 4]
+    plans = {  # scheme -> (iterations, seconds per best response)
+        "picard": (mfg.Picard(), 10, 10.0), "damped": (mfg.Damped(0.5), 10, 10.0), "fp": (mfg.FictitiousPlay(), 25, 4.0),
+    }
+    problems = ["lq-1d"] if quick else ["lq-1d", "lq-2d"]
+    rows: list[dict[str, Any]] = []
+    fig = Figure(figsize=(11, 3.6 * len(problems)), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(problems), 2))
+    for row_axes, problem in zip(axes, problems):
+        for name, (scheme, iters, secs) in plans.items():
+            iters = 2 if quick else iters
+            results = [
+                _learned_run(problem, scheme, seed=s, iterations=iters, br_seconds=secs, quick=quick,
+                             tag=f"e2-{problem}-{name}-seed{s}" + ("-quick" if quick else ""))
+                for s in seeds
+            ]
+            k = np.arange(1, iters + 1)
+            ex = np.array([[h.relative_exploitability for h in r.history] + [np.nan] * (iters - len(r.history)) for r in results], dtype=float)
+            me = np.array([[h.mean_error for h in r.history] + [np.nan] * (iters - len(r.history)) for r in results], dtype=float)
+            _band(row_axes[0], k, ex, name)
+            _band(row_axes[1], k, me, name)
+            fe, fe_ci = _ci95([r.summary.relative_exploitability for r in results])
+            fm, fm_ci = _ci95([r.summary.mean_error for r in results])
+            rows.append({
+                "problem": problem, "scheme": name, "iterations": iters, "br_seconds": secs if not quick else None,
+                "seeds": len(seeds), "rel_exploitability": fe, "ci95": fe_ci, "mean_error": fm, "ci95_": fm_ci,
+                "wall_s": float(np.mean([r.summary.wall_seconds for r in results])),
+            })
+        row_axes[0].set_yscale("log")
+        row_axes[0].set_title(f"{problem}: relative exploitability", fontsize=9)
+        row_axes[1].set_yscale("log")
+        row_axes[1].set_title(f"{problem}: mean error vs exact", fontsize=9)
+        for ax in row_axes:
+            ax.set_xlabel("outer iteration")
+            ax.legend(fontsize=7)
+    cmd = "python paper/experiments.py --only E2" + (" --quick" if quick else "")
+    _save_table(rows, "e2_accuracy", cmd,
+                "DDPG oracle, final figures: mean over seeds and Student-t 95\\% half-widths (ci95 for "
+                "exploitability, ci95\\_ for mean error). Bands in the figure: median, min and max over seeds.")
+    _save_figure(fig, "e2_accuracy")
+
+
+def e3_budget(quick: bool) -> None:
+    """Final exploitability of the damped DDPG fixed point against the wall budget of each best response."""
+    budgets = [0.5, 1.0] if quick else [1.0, 3.0, 10.0, 30.0]
+    seeds = [0] if quick else [0, 1, 2]
+    iters = 2 if quick else 6
+    rows = []
+    for secs in budgets:
+        results = []
+        for s in seeds:
+            pb_budget = {"updates": None, "seconds": secs}
+            pb = mfg.load_problem("lq-1d")
+            oracle = mfg.DDPGOracle(seed=s, progress=False, **pb_budget)
+            results.append(mfg.solve(
+                pb, oracle, scheme=mfg.Damped(0.5), iterations=iters, tol=1e-6, seed=s, progress=False,
+                eval_particles=500 if quick else 2000, final_eval_particles=5000 if quick else 100_000,
+                run_dir=RUNS / (f"e3-lq-1d-{secs:g}s-seed{s}" + ("-quick" if quick else "")),
+                metadata={"source": {"problem": "lq-1d", "overrides": {}}},
+            ))
+        fe, fe_ci = _ci95([r.summary.relative_exploitability for r in results])
+        fm, _ = _ci95([r.summary.mean_error for r in results])
+        rows.append({"br_seconds": secs, "iterations": iters, "seeds": len(seeds), "rel_exploitability": fe,
+                     "ci95": fe_ci, "mean_error": fm,
+                     "mean_br_seconds": float(np.mean([h.br_seconds for r in results for h in r.history]))})
+    cmd = "python paper/experiments.py --only E3" + (" --quick" if quick else "")
+    _save_table(rows, "e3_budget", cmd,
+                "lq-1d, damped (alpha = 0.5) with DDPG best responses of the given wall budget; mean over seeds, "
+                "Student-t 95\\% half-width.")
+    fig = Figure(figsize=(5, 3.6), layout="constrained")
+    ax = fig.subplots()
+    x = np.array([r["br_seconds"] for r in rows])
+    y = np.array([r["rel_exploitability"] for r in rows])
+    e = np.nan_to_num(np.array([r["ci95"] for r in rows], dtype=float))
+    ax.errorbar(x, y, yerr=e, fmt="o-", capsize=3)
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("wall seconds per best response")
+    ax.set_ylabel("final relative exploitability")
+    _save_figure(fig, "e3_budget")
+
+
+EXPERIMENTS = {"E1": e1_contraction, "E2": e2_accuracy, "E3": e3_budget}
 
 
 def build_pdf() -> None:
