@@ -1,8 +1,9 @@
 r"""Experience replay for finite-horizon best responses against frozen flows.
 
-A transition is :math:`(t, x, a, r, x', \text{done}, b, f)`: time, state, action, reward (with the terminal
-reward folded into the last step), next state, end-of-horizon flag, exploration bonus and the index ``f`` of the
-frozen flow it was played against. The flow is frozen, so :math:`m_t` and :math:`m_{t+1}` are looked up from
+A transition is :math:`(t, x, a, r, x', \text{done}, b, f, k)`: time, state, action, reward (with the terminal
+reward folded into the last step), next state, end-of-horizon flag, exploration bonus, the index ``f`` of the
+frozen flow it was played against and the number ``k`` of steps it spans (``k > 1`` for n-step returns: ``r`` and
+``b`` are then discounted sums over the ``k`` steps and ``x'`` is the state at ``t + k``). The flow is frozen, so :math:`m_t` and :math:`m_{t+1}` are looked up from
 ``(f, t)`` rather than stored per transition; ``f`` keeps transitions from earlier flows meaningful when replay is
 kept across warm-started best responses.
 """
@@ -27,6 +28,7 @@ class ReplaySample(NamedTuple):
     done: torch.Tensor  # (B,) 1.0 at the last step of the horizon
     bonus: torch.Tensor  # (B,) exploration bonus (added with the current weight at sampling time)
     flow: torch.Tensor  # (B,) int64 index of the frozen flow
+    k: torch.Tensor  # (B,) int64 steps spanned (x_next is the state at t + k)
 
 
 _FIELDS = ReplaySample._fields
@@ -56,6 +58,7 @@ class ReplayBuffer:
             "done": torch.zeros(capacity, dtype=dtype),
             "bonus": torch.zeros(capacity, dtype=dtype),
             "flow": torch.zeros(capacity, dtype=torch.int64),
+            "k": torch.ones(capacity, dtype=torch.int64),
         }
         self.ptr = 0
         self.size = 0

@@ -85,7 +85,7 @@ def test_same_seed_same_result_twice() -> None:
     runs = []
     for _ in range(2):
         pi, info = DDPGOracle(seed=7, noise="ou", **TINY).best_response(pb, m)
-        runs.append((actor_params(pi), [(u, J) for u, _, J in info.extra["evals"]], info.value))
+        runs.append((actor_params(pi), [(e[0], e[2:]) for e in info.extra["evals"]], info.value))
     assert torch.equal(runs[0][0], runs[1][0])  # bit-identical
     assert runs[0][1] == runs[1][1] and runs[0][2] == runs[1][2]
     pi2, _ = DDPGOracle(seed=8, noise="ou", **TINY).best_response(pb, m)

@@ -103,6 +103,8 @@ class DDPGConfig:
     """Soft target update rate."""
     gamma: float = 1.0
     """Discount per step (1: the finite-horizon objective itself)."""
+    n_step: int = 1
+    """Critic targets from n-step returns (bootstrapping n steps ahead; truncated at the horizon)."""
     grad_clip: float | None = None
     """Clip gradient norms to this (``None``: no clipping)."""
     reward_scale: float | None = None
@@ -119,7 +121,7 @@ class DDPGConfig:
     """Exploration: gaussian, ou, parameter or population."""
     noise_sigma: float = 0.3
     """Exploration scale in unit action scale (parameter noise: its target action-space distance)."""
-    noise_final: float = 0.1
+    noise_final: float = 1.0
     """Exploration decays linearly to this fraction of ``noise_sigma`` over the budget."""
     ou_theta: float = 0.15
     """Mean reversion per step of Ornstein-Uhlenbeck noise."""
@@ -129,7 +131,7 @@ class DDPGConfig:
     """Weight of the population-aware bonus, per step, in units of the mean scaled reward per step."""
     td3: bool = True
     """TD3 master switch: with ``False`` twin critics, target smoothing and delayed updates are all off."""
-    twin_critics: bool = True
+    twin_critics: bool = False
     """Clipped double Q: the target takes the minimum of two critics (TD3)."""
     target_noise: float = 0.2
     """Target policy smoothing: standard deviation of the noise on target actions, unit scale (TD3; 0: off)."""
@@ -139,10 +141,12 @@ class DDPGConfig:
     """Actor and target updates every this many critic updates (TD3)."""
     eval_every: int = 500
     """Evaluate the deterministic actor every this many updates (and at the end)."""
-    eval_agents: int = 2048
+    eval_agents: int = 4096
     """Agents of each evaluation (the same agents and noises every time: common random numbers)."""
     keep_best: bool = True
     """Return the actor with the best evaluation, not merely the last one."""
+    eval_target: bool = True
+    """Evaluate the Polyak-averaged target actor too, as a candidate for the best actor."""
     warm_start: bool = True
     """Start from the previous best response's actor and critic when ``best_response`` is given one."""
     keep_replay: bool = False
@@ -162,7 +166,7 @@ class DDPGConfig:
         if self.updates is None and self.seconds is None:
             raise SpecError("updates", "a budget is needed: set updates, seconds or both")
         for name in ("n_agents", "batch_size", "replay_size", "updates_per_step", "warmup_episodes", "hidden",
-                     "encoder_dim", "hist_bins", "particles", "attention_heads", "policy_delay", "eval_every"):
+                     "encoder_dim", "hist_bins", "particles", "attention_heads", "policy_delay", "eval_every", "n_step"):
             need(getattr(self, name) >= 1, name, "must be a positive integer")
         need(self.eval_agents >= 2, "eval_agents", "must be at least 2")
         for name in ("action_scale", "actor_lr", "critic_lr"):
@@ -547,6 +551,7 @@ class _Training:
     def _env_reset(self) -> None:
         self.x = self.problem.sample_x0(self.cfg.n_agents, self.g["rollout"]).to(torch.float64)
         self.t = 0
+        self.window: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self.noise.reset(self.cfg.n_agents, self.problem.p, self.nets["actor"], self.g["noise"])
 
     def _env_step(self) -> None:
@@ -574,11 +579,12 @@ class _Training:
         x_next_std = (x_next - self.mean[self.cur, t + 1]) / self.std[self.cur, t + 1]
         bonus = self.noise.bonus(x_next_std)
         k = self.x.shape[0]
-        self.replay.add(ReplaySample(
-            t=torch.full((k,), t, dtype=torch.int64), x=self.x, a=u, r=r, x_next=x_next,
-            done=torch.full((k,), float(done)), bonus=bonus if bonus is not None else torch.zeros(k),
-            flow=torch.full((k,), self.flow_id, dtype=torch.int64),
-        ))
+        self.window.append((t, self.x, u, r, bonus if bonus is not None else torch.zeros(k, dtype=r.dtype)))
+        if done:  # the horizon ends: every pending transition is complete (no bootstrap)
+            while self.window:
+                self._emit(x_next, True)
+        elif len(self.window) == cfg.n_step:
+            self._emit(x_next, False)
         self.env_steps += 1
         self.x = x_next
         self.t += 1
@@ -586,6 +592,19 @@ class _Training:
             if len(self.replay) >= cfg.batch_size:
                 self._adapt_noise()
             self._env_reset()
+
+    def _emit(self, x_last: torch.Tensor, done: bool) -> None:
+        """Store the oldest pending transition with its discounted return up to now and ``x_last`` as next state."""
+        t0, x0, u0, _, _ = self.window[0]
+        ret = sum((self.cfg.gamma**j) * w[3] for j, w in enumerate(self.window))
+        bonus = sum((self.cfg.gamma**j) * w[4] for j, w in enumerate(self.window))
+        steps, k = len(self.window), x0.shape[0]
+        self.replay.add(ReplaySample(
+            t=torch.full((k,), t0, dtype=torch.int64), x=x0, a=u0, r=ret, x_next=x_last,  # type: ignore[arg-type]
+            done=torch.full((k,), float(done)), bonus=bonus,  # type: ignore[arg-type]
+            flow=torch.full((k,), self.flow_id, dtype=torch.int64), k=torch.full((k,), steps, dtype=torch.int64),
+        ))
+        self.window.pop(0)
 
     def _adapt_noise(self) -> None:
         b = self.replay.sample(self.cfg.batch_size, self.g["noise"])
@@ -603,7 +622,7 @@ class _Training:
         cfg, g = self.cfg, self.g["replay"]
         b = self.replay.sample(cfg.batch_size, g)
         pos = self.lut[b.flow]
-        t1 = (b.t + 1).clamp_max(self.T)
+        t1 = (b.t + b.k).clamp_max(self.T)
         s = _standardise(b.x.double(), self.mean[pos, b.t], self.std[pos, b.t], b.t, self.T)
         s1 = _standardise(b.x_next.double(), self.mean[pos, t1], self.std[pos, t1], t1, self.T)
         raw, inv = self._rows(pos, b.t)
@@ -617,7 +636,7 @@ class _Training:
                 eps = torch.randn(a1.shape, generator=g) * cfg.smoothing
                 a1 = self.actions.clip(a1 + eps.clamp(-cfg.target_noise_clip, cfg.target_noise_clip))
             q1 = torch.stack([c(s1, a1, raw1, inv1) for c in self._critics("target_")]).min(0).values
-            y = r + cfg.gamma * (1.0 - b.done) * q1
+            y = r + cfg.gamma ** b.k.to(r.dtype) * (1.0 - b.done) * q1
         critics = self._critics()
         critic_loss = sum(F.mse_loss(c(s, b.a, raw, inv), y) for c in critics)
         _check_finite(critic_loss.detach(), "critic loss", self.updates, self.o.calls)  # type: ignore[union-attr]
@@ -653,15 +672,27 @@ class _Training:
 
     # ------------------------------------------------------------------ evaluation
 
-    def _evaluate(self) -> float:
-        for name, net in self.nets.items():
-            for prm in net.parameters():
-                _check_finite(prm.detach(), f"{name} parameters", self.updates, self.o.calls)
-        policy = DDPGPolicy(self.nets["actor"], T=self.T, std_floor=self.o._std_floor,  # type: ignore[arg-type]
+    def _evaluate(self, name: str = "actor") -> float:
+        """Mean cost of the deterministic ``name`` (actor or target actor) on this response's fixed agents."""
+        policy = DDPGPolicy(self.nets[name], T=self.T, std_floor=self.o._std_floor,  # type: ignore[arg-type]
                             actions=self.actions)
         gen = torch.Generator().manual_seed(int(self.eval_seed))
         costs = rollout_costs(self.problem, policy, self.m, n=self.cfg.eval_agents, generator=gen)
         return float(costs.mean())
+
+    def _checkpoint(self, evals: list[list[float]]) -> None:
+        """Evaluate the candidates (actor, and the Polyak-averaged target actor) and keep the best actor."""
+        for name, net in self.nets.items():
+            for prm in net.parameters():
+                _check_finite(prm.detach(), f"{name} parameters", self.updates, self.o.calls)
+        row: list[float] = [self.updates, time.perf_counter() - self.start]
+        for name in ("actor", "target_actor") if self.cfg.eval_target else ("actor",):
+            J = self._evaluate(name)
+            row.append(J)
+            if J < self.best_J:
+                self.best_J, self.best_update = J, self.updates
+                self.best_state = copy.deepcopy(self.nets[name].state_dict())
+        evals.append(row)
 
     # ------------------------------------------------------------------ loop
 
@@ -686,7 +717,7 @@ class _Training:
         bar = tqdm(total=cfg.updates if by_updates else cfg.seconds, desc=f"ddpg br {self.o.calls}",
                    disable=None if cfg.progress is None else not cfg.progress, leave=False,
                    unit="upd" if by_updates else "s")
-        best_J, best_state, best_update = math.inf, None, 0
+        self.best_J, self.best_state, self.best_update = math.inf, None, 0
         evals: list[list[float]] = []
         critic_loss, actor_loss = math.nan, math.nan
         last_eval = -1
@@ -702,13 +733,9 @@ class _Training:
                 if by_updates:
                     bar.update(1)
                 if self.updates % cfg.eval_every == 0:
-                    J = self._evaluate()
+                    self._checkpoint(evals)
                     last_eval = self.updates
-                    evals.append([self.updates, time.perf_counter() - self.start, J])
-                    bar.set_postfix(J=f"{J:.4g}")
-                    if J < best_J:
-                        best_J, best_update = J, self.updates
-                        best_state = copy.deepcopy(self.nets["actor"].state_dict())
+                    bar.set_postfix(J=f"{evals[-1][2]:.4g}")
                 if self._done():
                     break
             if not by_updates:
@@ -716,20 +743,17 @@ class _Training:
                 bar.refresh()
         bar.close()
         if last_eval != self.updates:
-            J = self._evaluate()
-            evals.append([self.updates, time.perf_counter() - self.start, J])
-            if J < best_J:
-                best_J, best_update, best_state = J, self.updates, None
+            self._checkpoint(evals)
         final_J = evals[-1][2]
-        if cfg.keep_best and best_state is not None:
-            self.nets["actor"].load_state_dict(best_state)
-        J_out = best_J if cfg.keep_best else final_J
+        if cfg.keep_best and self.best_state is not None:
+            self.nets["actor"].load_state_dict(self.best_state)
+        J_out = self.best_J if cfg.keep_best else final_J
         return {
             "updates": self.updates,
             "env_steps": self.env_steps,
             "eval_J": J_out,
             "final_eval_J": final_J,
-            "best_update": best_update if cfg.keep_best else self.updates,
+            "best_update": self.best_update if cfg.keep_best else self.updates,
             "critic_loss": critic_loss,
             "actor_loss": actor_loss,
             "reward_scale": self.o._reward_scale,
