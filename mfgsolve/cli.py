@@ -15,7 +15,9 @@ from mfgsolve.errors import NoEquilibriumError, SpecError
 
 __all__ = ["main"]
 
-ORACLES = ("exact", "ddpg")
+ORACLES = ("exact", "ddpg", "ddpg-nopop", "mf-q", "mf-ac")
+#: Baseline oracles of the comparison (issue 6): DDPG without the population input, MF-Q, MF-AC.
+BASELINES = ("ddpg-nopop", "mf-q", "mf-ac")
 
 
 class _UsageError(Exception):
@@ -213,6 +215,9 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
 
         budget = {"seconds": args.br_seconds, "updates": None} if args.br_seconds else {}
         oracle: Any = DDPGOracle(seed=args.seed, progress=False if args.quiet else None, **budget)
+    elif args.oracle in BASELINES:
+        oracle = _baseline(args.oracle, args.seed, args.quiet,
+                           {"seconds": args.br_seconds, "updates": None} if args.br_seconds else {})
     else:
         oracle = ExactLQOracle()
     source = {"problem": args.problem, "overrides": args.overrides}
@@ -276,6 +281,9 @@ def _br_check(problem: Any, args: argparse.Namespace) -> int:
     if args.oracle == "ddpg":
         budget = {} if args.seconds is None and args.updates is None else {"seconds": args.seconds, "updates": args.updates}
         oracle: Any = DDPGOracle(seed=args.seed, progress=False if args.quiet else None, **budget)
+    elif args.oracle in BASELINES:
+        budget = {} if args.seconds is None and args.updates is None else {"seconds": args.seconds, "updates": args.updates}
+        oracle = _baseline(args.oracle, args.seed, args.quiet, budget)
     else:
         oracle = ExactLQOracle()
     result = br_check(problem, oracle, seed=args.seed)
@@ -288,6 +296,17 @@ def _br_check(problem: Any, args: argparse.Namespace) -> int:
     )
     print(f"written to {args.out / 'br_check.json'}")
     return 0
+
+
+def _baseline(name: str, seed: int, quiet: bool, budget: dict[str, Any]) -> Any:
+    """A baseline oracle of the comparison by its CLI name, with the run's seed and an optional budget."""
+    if name == "ddpg-nopop":
+        from mfgsolve.oracles.nopop import NoPopDDPGOracle
+
+        return NoPopDDPGOracle(seed=seed, progress=False if quiet else None, **budget)
+    from mfgsolve.oracles.mfrl import MFACOracle, MFQOracle
+
+    return (MFQOracle if name == "mf-q" else MFACOracle)(seed=seed, **budget)
 
 
 def _plot(args: argparse.Namespace) -> int:

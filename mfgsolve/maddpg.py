@@ -1,0 +1,389 @@
+r"""Original MADDPG (Lowe et al. 2017) on the N-player game of a problem, and the per-update cost of its critic
+against the mean-field critic of MF-MADDPG.
+
+MADDPG learns in the N-player game itself (:class:`mfgsolve.nplayer.NPlayerGame`), not against a frozen flow:
+
+* decentralised actors :math:`a^i = \pi(o^i)` on the local observation :math:`o^i = (\tilde x^i, \text{time
+  features})`, parameters shared by the N agents (the game is symmetric);
+* a centralised critic over all observations and actions, shared too, with the agent's own observation and
+  action first so that one network serves every agent:
+  :math:`Q(o^i, a^i, o^1..o^N, a^1..a^N)` -- its input grows like :math:`N (n + 2 + p)`;
+* the updates of the paper: :math:`y^i = c\,r^i + (1 - \text{done})\,Q'(o'^i, \pi'(o'^i), o'^{1..N},
+  \pi'(o'^1)..\pi'(o'^N))` (the target actor plays **every** agent's next action: :math:`O(N)` per sample),
+  :math:`L = E[(Q - y)^2]`, and the actor gradient through the agent's own action with the others' actions
+  from the replay; soft target updates; Gaussian exploration (:mod:`mfgsolve.exploration`'s
+  :class:`~mfgsolve.exploration.GaussianNoise`).
+
+The mean-field critic :math:`Q(t, x^i, a^i, m_t)` of MF-MADDPG (:class:`mfgsolve.networks.Critic`, population by
+:mod:`mfgsolve.encoders`) reads the empirical measure through a fixed-size description, so its update does not
+depend on N. :func:`critic_update_cost` measures both updates on transitions of the same N-player game.
+
+References
+----------
+.. [1] Lowe, Wu, Tamar, Harb, Abbeel, Mordatch (2017), "Multi-Agent Actor-Critic for Mixed
+       Cooperative-Competitive Environments", NeurIPS.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mfgsolve.encoders import make_encoder
+from mfgsolve.exploration import GaussianNoise
+from mfgsolve.flows import Flow, ParticleFlow
+from mfgsolve.networks import TIME_FEATURES, Critic, init_parameters, mlp, polyak_update, time_features
+from mfgsolve.nplayer import NPlayerGame
+from mfgsolve.oracles.mfrl import _Actions
+from mfgsolve.policies import Policy
+from mfgsolve.problem import Problem
+
+__all__ = ["MADDPGConfig", "MADDPG", "MADDPGCritic", "LocalPolicy", "CriticCost", "critic_update_cost"]
+
+
+@dataclass(frozen=True)
+class MADDPGConfig:
+    """Settings of MADDPG on an N-player game."""
+
+    seed: int = 0
+    """Seed of every generator (initialisation, game, replay, noise)."""
+    updates: int | None = 5_000
+    """Gradient updates (the budget ends at updates or seconds, whichever comes first)."""
+    seconds: float | None = None
+    """Wall-clock seconds of training (``None``: no time limit)."""
+    games: int = 4
+    """Copies of the N-player game played side by side (joint transitions per environment step)."""
+    batch_size: int = 256
+    """Joint transitions per update (one agent drawn per transition for the critic and actor losses)."""
+    replay_size: int = 50_000
+    """Replay capacity in joint transitions (each stores all N observations and actions)."""
+    hidden: int = 64
+    """Width of the hidden layers."""
+    activation: str = "silu"
+    """Hidden activation."""
+    actor_lr: float = 1e-3
+    """Adam learning rate of the actor."""
+    critic_lr: float = 1e-3
+    """Adam learning rate of the critic."""
+    tau: float = 0.02
+    """Soft target update rate."""
+    noise_sigma: float = 0.3
+    """Gaussian exploration, unit action scale."""
+    action_scale: float = 5.0
+    """Unit action scale of problems without action bounds."""
+
+    def __post_init__(self) -> None:
+        for name in ("games", "batch_size", "replay_size", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.updates is None and self.seconds is None:
+            raise ValueError("a budget is needed: set updates, seconds or both")
+
+
+class MADDPGCritic(nn.Module):
+    r"""Centralised critic :math:`Q(o^i, a^i, o^1..o^N, a^1..a^N)` shared by the agents; input ``N (d + p) + d + p``."""
+
+    def __init__(self, N: int, d: int, p: int, *, hidden: int, activation: str) -> None:
+        super().__init__()
+        self.net = mlp([(N + 1) * (d + p), hidden, hidden, 1], activation, final_activation=False)
+
+    def forward(self, o_i: torch.Tensor, a_i: torch.Tensor, o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """``o_i`` ``(B, d)``, ``a_i`` ``(B, p)``, ``o`` ``(B, N, d)``, ``a`` ``(B, N, p)`` -> ``(B,)``."""
+        return self.net(torch.cat([o_i, a_i, o.flatten(1), a.flatten(1)], dim=1)).squeeze(-1)
+
+
+class LocalPolicy(Policy):
+    r"""The decentralised MADDPG actor as a policy :math:`\pi(t, x)` (it reads nothing of ``m``)."""
+
+    def __init__(self, actor: nn.Module, loc: torch.Tensor, scale: torch.Tensor, T: int, actions: _Actions) -> None:
+        self.actor, self.loc, self.scale, self.T, self.actions = actor, loc, scale, T, actions
+
+    def obs(self, t: int | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        s = ((x.to(torch.float64) - self.loc) / self.scale).to(torch.float32)
+        return torch.cat([s, time_features(t, self.T, x.shape[0])], dim=1)
+
+    def unit(self, u: torch.Tensor) -> torch.Tensor:
+        return u.tanh() if self.actions.bounded else u
+
+    def act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
+        with torch.no_grad():
+            return self.actions.to_action(self.unit(self.actor(self.obs(t, x)))).to(x.dtype)
+
+
+class MADDPG:
+    """MADDPG trainer on the N-player game of ``problem`` (module docstring).
+
+    Examples
+    --------
+    >>> import mfgsolve as mfg
+    >>> pb = mfg.load_problem("lq-1d")
+    >>> learner = MADDPG(pb, N=4, updates=10, batch_size=16, games=2)
+    >>> info = learner.train()
+    >>> info["updates"], learner.policy().act(0, torch.zeros(2, 1, dtype=torch.float64), None).shape
+    (10, torch.Size([2, 1]))
+    """
+
+    name = "maddpg"
+
+    def __init__(self, problem: Problem, N: int, config: MADDPGConfig | None = None, **overrides: Any) -> None:
+        base = config if config is not None else MADDPGConfig()
+        self.cfg = cfg = MADDPGConfig(**{**asdict(base), **overrides}) if overrides else base
+        seeds = np.random.SeedSequence(cfg.seed).spawn(4)
+        self.g = {k: torch.Generator().manual_seed(int(s.generate_state(1, dtype=np.uint64)[0] >> 1))
+                  for k, s in zip(("init", "game", "replay", "noise"), seeds)}
+        self.problem, self.N, self.T = problem, N, problem.T
+        n, p = problem.n, problem.p
+        self.d = n + TIME_FEATURES
+        x0 = problem.sample_x0(4096, self.g["init"]).to(torch.float64)
+        loc, scale = x0.mean(0), x0.std(0).clamp_min(1e-6)
+        self.actions = _Actions(problem, cfg.action_scale)
+        self.actor = mlp([self.d, cfg.hidden, cfg.hidden, p], cfg.activation, final_activation=False)
+        self.critic = MADDPGCritic(N, self.d, p, hidden=cfg.hidden, activation=cfg.activation)
+        init_parameters(self.actor, self.g["init"], final=self.actor[-1])  # type: ignore[arg-type]
+        init_parameters(self.critic, self.g["init"], final=self.critic.net[-1])  # type: ignore[arg-type]
+        self.target_actor = copy.deepcopy(self.actor).requires_grad_(False)
+        self.target_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.opt_actor = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.opt_critic = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self._pol = LocalPolicy(self.actor, loc, scale, self.T, self.actions)
+        self.noise = GaussianNoise(cfg.noise_sigma)
+        C, N_ = cfg.replay_size, N
+        self.replay = {"t": torch.zeros(C, dtype=torch.int64), "x": torch.zeros(C, N_, n), "u": torch.zeros(C, N_, p),
+                       "r": torch.zeros(C, N_), "x1": torch.zeros(C, N_, n), "done": torch.zeros(C)}
+        self.ptr = self.size = 0
+        self.reward_scale: float | None = None
+        self.updates = 0
+
+    # ----------------------------------------------------------------------------------------- data
+    def _store(self, t: int, x: torch.Tensor, u: torch.Tensor, r: torch.Tensor, x1: torch.Tensor, done: bool) -> None:
+        k = x.shape[0]
+        idx = (self.ptr + torch.arange(k)) % self.cfg.replay_size
+        for name, v in (("t", torch.full((k,), t)), ("x", x), ("u", u), ("r", r), ("x1", x1),
+                        ("done", torch.full((k,), float(done)))):
+            self.replay[name][idx] = v.to(self.replay[name].dtype)
+        self.ptr = (self.ptr + k) % self.cfg.replay_size
+        self.size = min(self.size + k, self.cfg.replay_size)
+
+    def _obs(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Observations ``(B, N, d)`` of states ``(B, N, n)`` at times ``t`` ``(B,)``."""
+        B, N, n = x.shape
+        return self._pol.obs(t.repeat_interleave(N), x.reshape(B * N, n)).reshape(B, N, -1)
+
+    def collect_episode(self) -> None:
+        """One episode of ``games`` N-player games with the exploring actor, stored in the replay."""
+        game = NPlayerGame(self.problem, self.N, self.cfg.games)
+        x = game.reset(self.g["game"])
+        G, N = self.cfg.games, self.N
+        self.noise.reset(G * N, self.problem.p, self.actor, self.g["noise"])
+        for t in range(self.T):
+            with torch.no_grad():
+                u = self.actor(self._obs(torch.full((G,), t), x).reshape(G * N, -1))
+                u = self.noise.explore(u, actor_fn=lambda net: net(u), scale=1.0, generator=self.g["noise"])
+                u = u.reshape(G, N, -1)
+            x_prev = x.clone()
+            x, r, done = game.step(self.actions.to_action(self._pol.unit(u)), self.g["game"])
+            self._store(t, x_prev, u, r, x, done)
+
+    # ----------------------------------------------------------------------------------------- update
+    def _batch(self) -> dict[str, torch.Tensor]:
+        idx = torch.randint(self.size, (self.cfg.batch_size,), generator=self.g["replay"])
+        return {k: v[idx] for k, v in self.replay.items()}
+
+    def critic_update(self) -> float:
+        """One critic step: target (the target actor plays all N next actions), loss, backward, Adam."""
+        b = self._batch()
+        B, N = self.cfg.batch_size, self.N
+        i = torch.randint(N, (B,), generator=self.g["replay"])
+        rows = torch.arange(B)
+        t1 = (b["t"] + 1).clamp_max(self.T)
+        o, o1 = self._obs(b["t"], b["x"]), self._obs(t1, b["x1"])
+        with torch.no_grad():
+            u1 = self.target_actor(o1.reshape(B * N, -1)).reshape(B, N, -1)
+            q1 = self.target_critic(o1[rows, i], u1[rows, i], o1, u1)
+            y = b["r"][rows, i] * (self.reward_scale or 1.0) + (1.0 - b["done"]) * q1
+        loss = F.mse_loss(self.critic(o[rows, i], b["u"][rows, i], o, b["u"]), y)
+        self.opt_critic.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_critic.step()
+        self._last = (b, o, i)
+        return float(loss.detach())
+
+    def actor_update(self) -> float:
+        """The policy gradient through agent ``i``'s own action, the others' actions from the replay."""
+        b, o, i = self._last
+        rows = torch.arange(o.shape[0])
+        a_i = self.actor(o[rows, i])
+        u = b["u"].clone()
+        u[rows, i] = a_i
+        self.critic.requires_grad_(False)
+        loss = -self.critic(o[rows, i], a_i, o, u).mean()
+        self.critic.requires_grad_(True)
+        self.opt_actor.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_actor.step()
+        polyak_update(self.actor.parameters(), self.target_actor.parameters(), self.cfg.tau)
+        polyak_update(self.critic.parameters(), self.target_critic.parameters(), self.cfg.tau)
+        return float(loss.detach())
+
+    def train(self) -> dict[str, Any]:
+        """Alternate episodes and updates until the budget ends (one update per joint environment step)."""
+        cfg, start = self.cfg, time.perf_counter()
+        while self.size < cfg.batch_size:
+            self.collect_episode()
+        if self.reward_scale is None:
+            r = self.replay["r"][: self.size]
+            self.reward_scale = 1.0 / max(self.T * float(r.abs().mean()), 1e-12)
+
+        def over() -> bool:
+            return ((cfg.updates is not None and self.updates >= cfg.updates)
+                    or (cfg.seconds is not None and time.perf_counter() - start >= cfg.seconds))
+
+        closs = aloss = math.nan
+        while not over():
+            self.collect_episode()
+            for _ in range(self.T):
+                closs = self.critic_update()
+                aloss = self.actor_update()
+                self.updates += 1
+                if over():
+                    break
+        return {"updates": self.updates, "seconds": time.perf_counter() - start, "critic_loss": closs,
+                "actor_loss": aloss, "N": self.N}
+
+    def policy(self) -> LocalPolicy:
+        """A frozen copy of the actor as a :class:`~mfgsolve.policies.Policy`."""
+        p = self._pol
+        return LocalPolicy(copy.deepcopy(self.actor).eval().requires_grad_(False), p.loc, p.scale, self.T, p.actions)
+
+    def parameters(self) -> int:
+        return sum(q.numel() for q in self.critic.parameters())
+
+
+# --------------------------------------------------------------------------------------- cost of a critic update
+@dataclass(frozen=True)
+class CriticCost:
+    """Per-update cost of one critic on the N-player game.
+
+    ``seconds`` is the median over repeats of one critic update (target, loss, backward, Adam step);
+    ``params`` the critic's parameter count; ``input_floats`` the critic's input size per sample;
+    ``replay_floats`` what one stored transition holds (MADDPG: all N agents; mean field: one agent and two
+    descriptions of :math:`m`); ``memory_bytes`` what the update holds (:func:`_memory_bytes`).
+    """
+
+    kind: str
+    N: int
+    seconds: float
+    params: int
+    input_floats: int
+    replay_floats: int
+    memory_bytes: int
+
+
+class _MFCriticUpdate:
+    """The MF-MADDPG critic update on N-player transitions: agents' own ``(t, x, a, r, x')`` with the empirical
+    measure's moment description at ``t`` and ``t + 1``, networks of :mod:`mfgsolve.networks`."""
+
+    def __init__(self, problem: Problem, N: int, *, batch: int, hidden: int, generator: torch.Generator) -> None:
+        n, p, T = problem.n, problem.p, problem.T
+        self.T, self.batch, self.g = T, batch, generator
+        game = NPlayerGame(problem, N, games=max(1, 4096 // (N * T)))
+        x = game.reset(generator)
+        rows: dict[str, list[torch.Tensor]] = {k: [] for k in ("t", "x", "a", "r", "x1", "raw", "raw1")}
+        loc, scale = x.reshape(-1, n).mean(0), x.reshape(-1, n).std(0).clamp_min(1e-6)
+        enc = make_encoder("moments", n, loc=loc, scale=scale, out_dim=16, hidden=hidden, activation="silu",
+                           bins=16, particles=32, heads=2, generator=generator)
+        G = game.games
+        for t in range(T):
+            a = torch.randn(G, N, p, generator=generator, dtype=torch.float64)
+            x_prev = x.clone()
+            x, r, _ = game.step(a, generator)
+            for g in range(G):  # the empirical measure's description, once per game and time (O(N), per step)
+                m = ParticleFlow.uniform(game.xs[g])
+                rows["raw"].append(enc.raw(m, t).expand(N, -1))
+                rows["raw1"].append(enc.raw(m, t + 1).expand(N, -1))
+            rows["t"].append(torch.full((G * N,), t))
+            rows["x"].append(x_prev.reshape(-1, n)), rows["a"].append(a.reshape(-1, p))
+            rows["r"].append(r.reshape(-1)), rows["x1"].append(x.reshape(-1, n))
+        self.data = {k: torch.cat(v).float() if k != "t" else torch.cat(v) for k, v in rows.items()}
+        self.loc, self.scale = loc.float(), scale.float()
+        self.critic = Critic(n, p, enc, hidden=hidden, activation="silu")
+        init_parameters(self.critic, generator)
+        self.actor = mlp([n + TIME_FEATURES + 2 * n, hidden, hidden, p], "silu", final_activation=False)
+        self.target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.opt = torch.optim.Adam(self.critic.parameters(), lr=1e-3)
+        self.input_floats = n + TIME_FEATURES + p + 2 * n
+        self.replay_floats = 1 + 2 * n + p + 1 + 2 * 2 * n
+
+    def _s(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.cat([(x - self.loc) / self.scale, time_features(t, self.T, x.shape[0])], dim=1)
+
+    def __call__(self) -> None:
+        d = self.data
+        idx = torch.randint(d["t"].shape[0], (self.batch,), generator=self.g)
+        b = {k: v[idx] for k, v in d.items()}
+        rows = torch.arange(self.batch)
+        t1 = (b["t"] + 1).clamp_max(self.T)
+        s, s1 = self._s(b["x"], b["t"]), self._s(b["x1"], t1)
+        with torch.no_grad():
+            a1 = self.actor(torch.cat([s1, b["raw1"]], dim=1))  # the target actor, for the sampled agent only
+            y = b["r"] + self.target(s1, a1, b["raw1"], rows)
+        loss = F.mse_loss(self.critic(s, b["a"], b["raw"], rows), y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+
+def _memory_bytes(step: Any, params: int) -> int:
+    """Bytes an update holds: tensors saved for backward (the activations, counted by autograd's saved-tensor
+    hooks), plus parameters, gradients and Adam's two moments (4 x float32 per parameter)."""
+    saved = 0
+
+    def pack(x: torch.Tensor) -> torch.Tensor:
+        nonlocal saved
+        saved += x.numel() * x.element_size()
+        return x
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        step()
+    return saved + 16 * params
+
+
+def critic_update_cost(kind: str, problem: Problem, N: int, *, batch: int = 256, hidden: int = 64,
+                       repeats: int = 20, seed: int = 0) -> CriticCost:
+    """Measure one critic update of ``kind`` (``"maddpg"`` or ``"mean-field"``) on the N-player game of ``problem``.
+
+    Transitions come from one episode of the N-player game under random actions (the cost of an update does not
+    depend on what the actions were); the first two updates warm up and are not timed.
+    """
+    g = torch.Generator().manual_seed(seed)
+    if kind == "maddpg":
+        learner = MADDPG(problem, N, batch_size=batch, hidden=hidden, games=max(1, 4096 // (N * problem.T)),
+                         replay_size=max(batch, 4096 // N * 2), seed=seed)
+        learner.collect_episode()
+        learner.reward_scale = 1.0
+        step: Any = learner.critic_update
+        params = learner.parameters()
+        d, p = learner.d, problem.p
+        input_floats, replay_floats = (N + 1) * (d + p), 1 + N * (2 * problem.n + p + 1) + 1
+    elif kind == "mean-field":
+        upd = _MFCriticUpdate(problem, N, batch=batch, hidden=hidden, generator=g)
+        step, params = upd, sum(q.numel() for q in upd.critic.parameters())
+        input_floats, replay_floats = upd.input_floats, upd.replay_floats
+    else:
+        raise ValueError(f"unknown critic kind {kind!r} (maddpg or mean-field)")
+    step(), step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return CriticCost(kind=kind, N=N, seconds=float(np.median(times)), params=params, input_floats=input_floats,
+                      replay_floats=replay_floats, memory_bytes=_memory_bytes(step, params))

@@ -1,0 +1,485 @@
+r"""Mean-field RL baselines against a frozen flow: MF Q-learning (``--oracle mf-q``) and MF actor-critic (``mf-ac``).
+
+Both learn a best response to the frozen flow ``m`` from a batch of representative agents, like the DDPG oracle,
+and read the population through the same encoders (:mod:`mfgsolve.encoders`; moments by default) with the state
+standardised by a fixed location and scale (set from the first flow) and the time features of
+:mod:`mfgsolve.networks`:
+
+* **MF-Q** (Yang et al. 2018; Guo et al. 2019): :math:`Q(t, x, a_j, m_t)` over a discretised action set
+  :math:`\{a_1, \dots, a_J\}` (``actions`` points evenly on the action bounds, or on
+  ``+- action_bound`` for unbounded problems), :math:`\epsilon`-greedy exploration, replay, a Polyak target and
+  the double-Q target :math:`y = c\,r + (1 - \text{done})\,Q'(t+1, x', \arg\max_j Q(t+1, x', a_j, m_{t+1}), m_{t+1})`
+  (Huber loss). The policy is greedy.
+* **MF-AC** (advantage actor-critic): a Gaussian policy :math:`a \sim N(\mu_\theta(t, x, m_t),
+  \operatorname{diag}\sigma^2)` with a learned state-independent :math:`\log\sigma`, a value
+  :math:`V_\phi(t, x, m_t)` fitted to the Monte-Carlo return to go, and the policy gradient
+  :math:`E[\nabla \log \pi(a \mid t, x, m_t)\,(G_t - V_\phi)]` with an entropy bonus; one update per batch of
+  ``n_agents`` episodes. The returned policy is the Gaussian's mean (its deterministic part).
+
+Nash Q-learning (Hu and Wellman 2003) keeps its row in the comparison without an oracle of its own: its stage
+game is the N-player matrix game of Q-values :math:`Q^i(s, a^1..a^N)` and its update uses a Nash equilibrium of
+it. In a symmetric MFG every agent's Q is the same function of its own state and action and of the population
+(one agent's action moves :math:`m` by :math:`O(1/N)`), so the stage game's Nash equilibrium decouples into each
+agent's :math:`\arg\max_a Q(s, a, m)` against the frozen :math:`m`: Nash-Q reduces to MF-Q (Yang et al. 2018,
+sec. 3, the mean-field approximation of Nash-Q), while its exact form costs :math:`|A|^N` per stage game.
+
+References
+----------
+.. [1] Yang, Luo, Li, Zhou, Zhang, Wang (2018), "Mean Field Multi-Agent Reinforcement Learning", ICML.
+.. [2] Guo, Hu, Xu, Zhang (2019), "Learning Mean-Field Games", NeurIPS.
+.. [3] Hu, Wellman (2003), "Nash Q-Learning for General-Sum Stochastic Games", JMLR 4.
+.. [4] Mnih et al. (2016), "Asynchronous Methods for Deep Reinforcement Learning" (advantage actor-critic).
+.. [5] van Hasselt, Guez, Silver (2016), "Deep Reinforcement Learning with Double Q-learning".
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mfgsolve.encoders import ENCODERS, PopulationEncoder, flow_moments, make_encoder
+from mfgsolve.errors import SpecError
+from mfgsolve.evaluation import rollout_costs
+from mfgsolve.flows import Flow
+from mfgsolve.networks import ACTIVATIONS, TIME_FEATURES, init_parameters, mlp, polyak_update, time_features
+from mfgsolve.oracles.base import BestResponseInfo
+from mfgsolve.policies import Policy
+from mfgsolve.problem import Problem
+
+__all__ = ["MFQConfig", "MFQOracle", "MFACConfig", "MFACOracle", "MFNetPolicy"]
+
+
+def _seeded(seed: int, names: tuple[str, ...]) -> dict[str, torch.Generator]:
+    seeds = np.random.SeedSequence(seed).spawn(len(names))
+    return {k: torch.Generator().manual_seed(int(s.generate_state(1, dtype=np.uint64)[0] >> 1))
+            for k, s in zip(names, seeds)}
+
+
+class _MFNet(nn.Module):
+    r""":math:`f(t, x, m_t)`: standardised state and time features beside the population features, into an MLP."""
+
+    def __init__(self, n: int, out: int, encoder: PopulationEncoder, *, hidden: int, activation: str) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.body = mlp([n + TIME_FEATURES + encoder.out_dim, hidden, hidden, out], activation, final_activation=False)
+
+    def forward(self, s: torch.Tensor, raw: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return self.body(torch.cat([s, self.encoder(raw)[index]], dim=-1))
+
+
+class _Inputs:
+    """Network inputs: the state standardised by a fixed ``loc``, ``scale`` and time; the encoder's descriptions."""
+
+    def __init__(self, loc: torch.Tensor, scale: torch.Tensor, T: int) -> None:
+        self.loc, self.scale, self.T = loc, scale, T
+
+    @classmethod
+    def from_flow(cls, m: Flow, T: int) -> _Inputs:
+        mom = [flow_moments(m, t) for t in range(T + 1)]
+        means = torch.stack([mu for mu, _ in mom])
+        var = torch.stack([torch.diagonal(c) for _, c in mom]).clamp_min(0)
+        scale = (var.mean(0) + means.var(0, unbiased=False)).sqrt()
+        return cls(means.mean(0), torch.where(scale > 0, scale, torch.ones_like(scale)), T)
+
+    def state(self, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        s = ((x.to(torch.float64) - self.loc) / self.scale).to(torch.float32)
+        return torch.cat([s, time_features(t, self.T, x.shape[0])], dim=1)
+
+
+class _Actions:
+    """Unit actions to problem actions: the bounds' centre and half-width, or ``+- bound`` when unbounded."""
+
+    def __init__(self, problem: Problem, bound: float) -> None:
+        low, high = problem.action_low, problem.action_high
+        self.bounded = low is not None and high is not None
+        p = problem.p
+        self.center = (0.5 * (low + high)).double() if self.bounded else torch.zeros(p, dtype=torch.float64)  # type: ignore[operator]
+        self.half = (0.5 * (high - low)).double() if self.bounded else torch.full((p,), bound, dtype=torch.float64)  # type: ignore[operator]
+
+    def to_action(self, u: torch.Tensor) -> torch.Tensor:
+        return self.center + self.half * u.to(torch.float64)
+
+
+class MFNetPolicy(Policy):
+    r"""A learned mean-field policy :math:`\pi(t, x, m_t)`: greedy over a Q-network's action grid (``grid`` given)
+    or the mean of a Gaussian policy (``grid=None``, unit actions clipped to ``[-1, 1]`` when bounded)."""
+
+    def __init__(self, net: _MFNet, inputs: _Inputs, actions: _Actions, grid: torch.Tensor | None) -> None:
+        self.net, self.inputs, self.actions, self.grid = net, inputs, actions, grid
+
+    def act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
+        s = self.inputs.state(x, t)
+        raw = self.net.encoder.raw(m, t)[None]
+        with torch.no_grad():
+            out = self.net(s, raw, torch.zeros(x.shape[0], dtype=torch.int64))
+        if self.grid is not None:
+            u = self.grid[out.argmax(dim=1)]
+        else:
+            u = out.clamp(-1.0, 1.0) if self.actions.bounded else out
+        return self.actions.to_action(u).to(x.dtype)
+
+
+def _check(cfg: Any, positive_int: tuple[str, ...], positive: tuple[str, ...], unit: tuple[str, ...]) -> None:
+    if not (isinstance(cfg.seed, int) and cfg.seed >= 0):
+        raise SpecError("seed", f"must be a non-negative integer, got {cfg.seed!r}")
+    if cfg.updates is None and cfg.seconds is None:
+        raise SpecError("updates", "a budget is needed: set updates, seconds or both")
+    if cfg.updates is not None and cfg.updates < 1:
+        raise SpecError("updates", f"must be a positive integer or None, got {cfg.updates!r}")
+    if cfg.seconds is not None and not (cfg.seconds > 0 and math.isfinite(cfg.seconds)):
+        raise SpecError("seconds", f"must be a positive number or None, got {cfg.seconds!r}")
+    for name in positive_int:
+        if getattr(cfg, name) < 1:
+            raise SpecError(name, f"must be a positive integer, got {getattr(cfg, name)!r}")
+    for name in positive:
+        if not getattr(cfg, name) > 0:
+            raise SpecError(name, f"must be positive, got {getattr(cfg, name)!r}")
+    for name in unit:
+        if not 0 <= getattr(cfg, name) <= 1:
+            raise SpecError(name, f"must lie in [0, 1], got {getattr(cfg, name)!r}")
+    if cfg.activation not in ACTIVATIONS:
+        raise SpecError("activation", f"must be one of {', '.join(ACTIVATIONS)}, got {cfg.activation!r}")
+    if cfg.encoder not in ENCODERS:
+        raise SpecError("encoder", f"must be one of {', '.join(ENCODERS)}, got {cfg.encoder!r}")
+
+
+class _Budget:
+    def __init__(self, updates: int | None, seconds: float | None) -> None:
+        self.updates, self.seconds, self.start = updates, seconds, time.perf_counter()
+
+    def fraction(self, done: int) -> float:
+        f = done / self.updates if self.updates is not None else 0.0
+        if self.seconds is not None:
+            f = max(f, (time.perf_counter() - self.start) / self.seconds)
+        return min(f, 1.0)
+
+    def over(self, done: int) -> bool:
+        return self.fraction(done) >= 1.0
+
+
+class _MFOracle:
+    """What MF-Q and MF-AC share: generators, the first flow's standardisation, encoders, evaluation."""
+
+    name = "mf"
+    _GENERATORS = ("init", "rollout", "train", "eval")
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.generators = _seeded(cfg.seed, self._GENERATORS)
+        self.calls = 0
+        self._inputs: _Inputs | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, **asdict(self.cfg)}
+
+    def _encoder(self, problem: Problem) -> PopulationEncoder:
+        cfg, inp = self.cfg, self._inputs
+        assert inp is not None
+        return make_encoder(cfg.encoder, problem.n, loc=inp.loc, scale=inp.scale, out_dim=cfg.encoder_dim,
+                            hidden=cfg.hidden, activation=cfg.activation, bins=16, particles=32, heads=2,
+                            generator=self.generators["init"])
+
+    def _net(self, problem: Problem, out: int) -> _MFNet:
+        net = _MFNet(problem.n, out, self._encoder(problem), hidden=self.cfg.hidden, activation=self.cfg.activation)
+        init_parameters(net, self.generators["init"], final=net.body[-1])  # type: ignore[arg-type]
+        return net
+
+    def _evaluate(self, problem: Problem, policy: Policy, m: Flow) -> float:
+        gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=self.generators["eval"])))
+        return float(rollout_costs(problem, policy, m, n=self.cfg.eval_agents, generator=gen).mean())
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, optimisers and generator states (a checkpoint of the run; trusted like a pickle)."""
+        rest = {k: v for k, v in self.__dict__.items() if k not in ("cfg", "generators")}
+        return {"config": asdict(self.cfg), "generators": {k: g.get_state() for k, g in self.generators.items()},
+                "state": rest}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["config"] != asdict(self.cfg):
+            raise ValueError(f"{self.name} state was saved with another configuration")
+        for k, g in self.generators.items():
+            g.set_state(state["generators"][k])
+        self.__dict__.update(state["state"])
+
+
+# ------------------------------------------------------------------------------------------------ MF-Q
+class _IndexReplay:
+    """A ring buffer of ``(t, x, j, r, x', done)`` with ``j`` the index of the action on the grid.
+
+    (:class:`mfgsolve.replay.ReplayBuffer` stores continuous unit actions and per-flow bookkeeping that a
+    one-flow, discrete-action learner does not use.)
+    """
+
+    def __init__(self, capacity: int, n: int) -> None:
+        self.capacity, self.ptr, self.size = capacity, 0, 0
+        self.data = {"t": torch.zeros(capacity, dtype=torch.int64), "x": torch.zeros(capacity, n),
+                     "j": torch.zeros(capacity, dtype=torch.int64), "r": torch.zeros(capacity),
+                     "x1": torch.zeros(capacity, n), "done": torch.zeros(capacity)}
+
+    def add(self, **batch: torch.Tensor) -> None:
+        k = batch["x"].shape[0]
+        idx = (self.ptr + torch.arange(k)) % self.capacity
+        for name, v in batch.items():
+            self.data[name][idx] = v.to(self.data[name].dtype)
+        self.ptr, self.size = (self.ptr + k) % self.capacity, min(self.size + k, self.capacity)
+
+    def sample(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        idx = torch.randint(self.size, (batch,), generator=generator)
+        return {k: v[idx] for k, v in self.data.items()}
+
+
+@dataclass(frozen=True)
+class MFQConfig:
+    """Settings of the mean-field Q-learning oracle."""
+
+    seed: int = 0
+    """Seed of every generator (initialisation, rollouts, replay and exploration, evaluation)."""
+    updates: int | None = 20_000
+    """Gradient updates per best response (the budget ends at updates or seconds, whichever comes first)."""
+    seconds: float | None = None
+    """Wall-clock seconds per best response (``None``: no time limit)."""
+    n_agents: int = 256
+    """Agents rolled out in parallel against the frozen flow."""
+    batch_size: int = 256
+    """Transitions per update."""
+    replay_size: int = 100_000
+    """Replay capacity in transitions."""
+    actions: int = 41
+    """Points of the discretised action set (per action coordinate; the grid is their product)."""
+    action_bound: float = 5.0
+    """Half-width of the action grid for problems without action bounds."""
+    hidden: int = 64
+    """Width of the hidden layers."""
+    encoder_dim: int = 16
+    """Dimension of the population features."""
+    activation: str = "silu"
+    """Hidden activation."""
+    encoder: str = "moments"
+    """Population encoder (as for the DDPG oracle)."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    tau: float = 0.01
+    """Polyak rate of the target network."""
+    epsilon: float = 0.5
+    """Initial probability of a uniformly random action; decays linearly to ``epsilon_final``."""
+    epsilon_final: float = 0.02
+    """Exploration probability at the end of the budget."""
+    eval_agents: int = 2048
+    """Agents of the final evaluation (the value reported in the history)."""
+
+    def __post_init__(self) -> None:
+        _check(self, ("n_agents", "batch_size", "replay_size", "hidden", "encoder_dim", "eval_agents"),
+               ("action_bound", "lr"), ("tau", "epsilon", "epsilon_final"))
+        if self.actions < 2:
+            raise SpecError("actions", f"must be at least 2, got {self.actions!r}")
+
+
+class MFQOracle(_MFOracle):
+    """Mean-field Q-learning best responses over a discretised action set (module docstring).
+
+    Examples
+    --------
+    >>> import mfgsolve as mfg
+    >>> pb = mfg.load_problem("lq-1d")
+    >>> oracle = MFQOracle(updates=20, n_agents=16, batch_size=32, eval_agents=64)
+    >>> pi, info = oracle.best_response(pb, mfg.static_flow(pb, kind="gaussian"))
+    >>> info.extra["updates"], pi.act(0, torch.zeros(3, 1, dtype=torch.float64), mfg.static_flow(pb, kind="gaussian")).shape
+    (20, torch.Size([3, 1]))
+    """
+
+    name = "mf-q"
+
+    def __init__(self, config: MFQConfig | None = None, **overrides: Any) -> None:
+        base = config if config is not None else MFQConfig()
+        super().__init__(MFQConfig(**{**asdict(base), **overrides}) if overrides else base)
+        self._q: _MFNet | None = None
+
+    def best_response(self, problem: Problem, m: Flow, warm_start: Any | None = None) -> tuple[MFNetPolicy, BestResponseInfo]:
+        cfg, g = self.cfg, self.generators
+        budget = _Budget(cfg.updates, cfg.seconds)
+        self.calls += 1
+        T, p = problem.T, problem.p
+        if self._q is None:  # built once; later best responses start from the last Q (warm start)
+            self._inputs = _Inputs.from_flow(m, T)
+            self._q = self._net(problem, cfg.actions**p)
+            self._target = copy.deepcopy(self._q).requires_grad_(False)
+            self._opt = torch.optim.Adam(self._q.parameters(), lr=cfg.lr)
+            self._actions = _Actions(problem, cfg.action_bound)
+            axis = torch.linspace(-1.0, 1.0, cfg.actions)
+            self._grid = torch.cartesian_prod(*([axis] * p)).reshape(-1, p)
+        q, target, inp, grid = self._q, self._target, self._inputs, self._grid
+        assert inp is not None
+        raw = q.encoder.raw_flow(m)  # (T+1, ...): the frozen flow's description per t
+        replay = _IndexReplay(cfg.replay_size, problem.n)
+        scale: float | None = None
+        updates = env_steps = 0
+        loss_v = math.nan
+        x = problem.sample_x0(cfg.n_agents, g["rollout"]).to(torch.float64)
+        t = 0
+        while not budget.over(updates):
+            eps = cfg.epsilon + (cfg.epsilon_final - cfg.epsilon) * budget.fraction(updates)
+            with torch.no_grad():
+                greedy = q(inp.state(x, t), raw[t][None], torch.zeros(x.shape[0], dtype=torch.int64)).argmax(1)
+            rand = torch.randint(grid.shape[0], greedy.shape, generator=g["train"])
+            idx = torch.where(torch.rand(greedy.shape, generator=g["train"]) < eps, rand, greedy)
+            a = self._actions.to_action(grid[idx])
+            r = problem.reward(t, x, a, m)
+            x1 = problem.step(t, x, a, m, g["rollout"])
+            done = t == T - 1
+            if done:
+                r = r + problem.terminal_reward(x1, m)
+            replay.add(t=torch.full((x.shape[0],), t), x=x, j=idx, r=r, x1=x1, done=torch.full(r.shape, float(done)))
+            env_steps += 1
+            x, t = (problem.sample_x0(cfg.n_agents, g["rollout"]).to(torch.float64), 0) if done else (x1, t + 1)
+            if replay.size < max(cfg.batch_size, cfg.n_agents * T):  # one warmup episode first
+                continue
+            if scale is None:
+                scale = 1.0 / max(T * float(replay.data["r"][: replay.size].abs().mean()), 1e-12)
+            b = replay.sample(cfg.batch_size, g["train"])
+            t1 = (b["t"] + 1).clamp_max(T)
+            s, s1 = inp.state(b["x"], b["t"]), inp.state(b["x1"], t1)
+            with torch.no_grad():
+                best = q(s1, raw, t1).argmax(1, keepdim=True)
+                y = b["r"] * scale + (1.0 - b["done"]) * target(s1, raw, t1).gather(1, best).squeeze(1)
+            pred = q(s, raw, b["t"]).gather(1, b["j"][:, None]).squeeze(1)
+            loss = F.smooth_l1_loss(pred, y)
+            self._opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self._opt.step()
+            polyak_update(q.parameters(), target.parameters(), cfg.tau)
+            updates += 1
+            loss_v = float(loss.detach())
+        policy = MFNetPolicy(copy.deepcopy(q).eval().requires_grad_(False), inp, self._actions, grid)
+        J = self._evaluate(problem, policy, m)
+        seconds = time.perf_counter() - budget.start
+        return policy, BestResponseInfo(seconds=seconds, value=J, extra={
+            "updates": updates, "env_steps": env_steps, "loss": loss_v, "eval_J": J, "seconds": seconds})
+
+
+# ------------------------------------------------------------------------------------------------ MF-AC
+@dataclass(frozen=True)
+class MFACConfig:
+    """Settings of the mean-field actor-critic oracle."""
+
+    seed: int = 0
+    """Seed of every generator (initialisation, rollouts, policy noise, evaluation)."""
+    updates: int | None = 2_000
+    """Updates per best response; one update is one batch of ``n_agents`` episodes."""
+    seconds: float | None = None
+    """Wall-clock seconds per best response (``None``: no time limit)."""
+    n_agents: int = 256
+    """Episodes per update, played in parallel against the frozen flow."""
+    action_bound: float = 5.0
+    """Unit action scale for problems without action bounds."""
+    hidden: int = 64
+    """Width of the hidden layers."""
+    encoder_dim: int = 16
+    """Dimension of the population features."""
+    activation: str = "silu"
+    """Hidden activation."""
+    encoder: str = "moments"
+    """Population encoder (as for the DDPG oracle)."""
+    actor_lr: float = 3e-3
+    """Adam learning rate of the policy mean and log standard deviation."""
+    critic_lr: float = 3e-3
+    """Adam learning rate of the value."""
+    init_std: float = 0.3
+    """Initial standard deviation of the Gaussian policy, unit action scale."""
+    entropy: float = 1e-3
+    """Weight of the entropy bonus."""
+    eval_agents: int = 2048
+    """Agents of the final evaluation (the value reported in the history)."""
+
+    def __post_init__(self) -> None:
+        _check(self, ("n_agents", "hidden", "encoder_dim", "eval_agents"),
+               ("action_bound", "actor_lr", "critic_lr", "init_std"), ())
+        if self.entropy < 0:
+            raise SpecError("entropy", f"must be non-negative, got {self.entropy!r}")
+
+
+class MFACOracle(_MFOracle):
+    r"""Mean-field advantage actor-critic best responses with a Gaussian policy (module docstring).
+
+    Examples
+    --------
+    >>> import mfgsolve as mfg
+    >>> pb = mfg.load_problem("lq-1d")
+    >>> oracle = MFACOracle(updates=3, n_agents=16, eval_agents=64)
+    >>> pi, info = oracle.best_response(pb, mfg.static_flow(pb, kind="gaussian"))
+    >>> info.extra["updates"], info.extra["env_steps"]
+    (3, 60)
+    """
+
+    name = "mf-ac"
+
+    def __init__(self, config: MFACConfig | None = None, **overrides: Any) -> None:
+        base = config if config is not None else MFACConfig()
+        super().__init__(MFACConfig(**{**asdict(base), **overrides}) if overrides else base)
+        self._mu: _MFNet | None = None
+
+    def best_response(self, problem: Problem, m: Flow, warm_start: Any | None = None) -> tuple[MFNetPolicy, BestResponseInfo]:
+        cfg, g = self.cfg, self.generators
+        budget = _Budget(cfg.updates, cfg.seconds)
+        self.calls += 1
+        T, p, B = problem.T, problem.p, cfg.n_agents
+        if self._mu is None:  # built once; later best responses continue from the last networks (warm start)
+            self._inputs = _Inputs.from_flow(m, T)
+            self._mu, self._v = self._net(problem, p), self._net(problem, 1)
+            self._log_std = nn.Parameter(torch.full((p,), math.log(cfg.init_std)))
+            self._opt_pi = torch.optim.Adam([*self._mu.parameters(), self._log_std], lr=cfg.actor_lr)
+            self._opt_v = torch.optim.Adam(self._v.parameters(), lr=cfg.critic_lr)
+            self._actions = _Actions(problem, cfg.action_bound)
+        mu, v, inp, acts = self._mu, self._v, self._inputs, self._actions
+        assert inp is not None
+        raw = mu.encoder.raw_flow(m)
+        raw_v = v.encoder.raw_flow(m)
+        updates = 0
+        scale: float | None = None
+        stats: dict[str, float] = {}
+        while not budget.over(updates):
+            x = problem.sample_x0(B, g["rollout"]).to(torch.float64)
+            S, U, R = [], [], []
+            with torch.no_grad():
+                for t in range(T):
+                    s = inp.state(x, t)
+                    u = mu(s, raw[t][None], torch.zeros(B, dtype=torch.int64))
+                    u = u + self._log_std.exp() * torch.randn(u.shape, generator=g["train"])
+                    a = acts.to_action(u.clamp(-1.0, 1.0) if acts.bounded else u)
+                    r = problem.reward(t, x, a, m)
+                    x = problem.step(t, x, a, m, g["rollout"])
+                    if t == T - 1:
+                        r = r + problem.terminal_reward(x, m)
+                    S.append(s), U.append(u), R.append(r)
+            if scale is None:
+                scale = 1.0 / max(T * float(torch.stack(R).abs().mean()), 1e-12)
+            s_all, u_all = torch.cat(S), torch.cat(U)
+            t_all = torch.arange(T).repeat_interleave(B)
+            ret = (torch.stack(R).flip(0).cumsum(0).flip(0) * scale).reshape(-1).float()  # return to go (T*B,)
+            value = v(s_all, raw_v, t_all).squeeze(-1)
+            v_loss = F.mse_loss(value, ret)
+            self._opt_v.zero_grad(set_to_none=True)
+            v_loss.backward()
+            self._opt_v.step()
+            adv = ret - value.detach()
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            dist = torch.distributions.Normal(mu(s_all, raw, t_all), self._log_std.exp())
+            pi_loss = -(dist.log_prob(u_all).sum(-1) * adv).mean() - cfg.entropy * dist.entropy().sum(-1).mean()
+            self._opt_pi.zero_grad(set_to_none=True)
+            pi_loss.backward()
+            self._opt_pi.step()
+            updates += 1
+            stats = {"value_loss": float(v_loss.detach()), "policy_loss": float(pi_loss.detach()),
+                     "std": float(self._log_std.detach().exp().mean())}
+        policy = MFNetPolicy(copy.deepcopy(mu).eval().requires_grad_(False), inp, acts, None)
+        J = self._evaluate(problem, policy, m)
+        seconds = time.perf_counter() - budget.start
+        return policy, BestResponseInfo(seconds=seconds, value=J, extra={
+            "updates": updates, "env_steps": updates * T, "eval_J": J, "seconds": seconds, **stats})

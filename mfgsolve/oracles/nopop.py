@@ -1,0 +1,127 @@
+r"""DDPG without the population input (``--oracle ddpg-nopop``): actor :math:`\pi(t, x)`, critic :math:`Q(t, x, a)`.
+
+The baseline the seed formulation compares MF-MADDPG with ("standard DDPG (single agent)"). It is the DDPG oracle
+of :mod:`mfgsolve.oracles.ddpg` with one switch: the networks' population inputs (the encoder's description of
+:math:`m_t` and the standardisation of states by :math:`m_t`'s moments) are frozen at those of the **first** flow
+the oracle is built on, so that they are fixed functions of ``t`` and the policy reads nothing of the flow it is
+played against. Within one best response this changes nothing (the flow is frozen anyway); across the outer
+iterations and when the policy is played on its own flow :math:`\mu(\pi)` (exploitability) it does: the
+MF-MADDPG actor adapts to the population it sees, this one does not.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from mfgsolve.flows import Flow
+from mfgsolve.networks import Actor
+from mfgsolve.evaluation import rollout_costs
+from mfgsolve.oracles.base import BestResponseInfo
+from mfgsolve.oracles.ddpg import DDPGOracle, DDPGPolicy, _ActionMap, _FlowContext, _standardise, _Training
+from mfgsolve.replay import ReplayBuffer
+from mfgsolve.problem import Problem
+
+__all__ = ["NoPopDDPGOracle", "NoPopPolicy"]
+
+
+class NoPopPolicy(DDPGPolicy):
+    r"""The actor as :math:`\pi(t, x)`: its population inputs are the frozen ``context``, whatever ``m`` is."""
+
+    def __init__(self, actor: Actor, *, T: int, std_floor: torch.Tensor, actions: _ActionMap,
+                 context: _FlowContext) -> None:
+        super().__init__(actor, T=T, std_floor=std_floor, actions=actions)
+        self.context = context
+
+    def unit_act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
+        c = self.context
+        s = _standardise(x, c.mean[t], c.std[t], t, self.T)
+        index = torch.zeros(x.shape[0], dtype=torch.int64)
+        with torch.no_grad():
+            return self.actor(s, c.raw[t][None], index)
+
+
+class _NoPopTraining(_Training):
+    """The DDPG loop, its evaluations played by the population-blind policy (as the returned one will be)."""
+
+    def _evaluate(self, name: str = "actor") -> float:
+        o = self.o
+        assert isinstance(o, NoPopDDPGOracle) and o._frozen is not None
+        policy = NoPopPolicy(self.nets[name], T=self.T, std_floor=o._std_floor, actions=self.actions,  # type: ignore[arg-type]
+                             context=o._frozen)
+        gen = torch.Generator().manual_seed(int(self.eval_seed))
+        return float(rollout_costs(self.problem, policy, self.m, n=self.cfg.eval_agents, generator=gen).mean())
+
+
+class NoPopDDPGOracle(DDPGOracle):
+    """DDPG best responses with state and time only (module docstring); settings as :class:`DDPGOracle`.
+
+    Examples
+    --------
+    >>> import mfgsolve as mfg
+    >>> from mfgsolve.oracles.nopop import NoPopDDPGOracle
+    >>> pb = mfg.load_problem("lq-1d")
+    >>> oracle = NoPopDDPGOracle(updates=20, eval_every=10, n_agents=16, batch_size=32, progress=False)
+    >>> pi, info = oracle.best_response(pb, mfg.static_flow(pb, kind="gaussian"))
+    >>> type(pi).__name__, info.extra["updates"]
+    ('NoPopPolicy', 20)
+    """
+
+    name = "ddpg-nopop"
+
+    def __init__(self, config: Any | None = None, **overrides: Any) -> None:
+        super().__init__(config, **overrides)
+        self._frozen: _FlowContext | None = None
+
+    def best_response(self, problem: Problem, m: Flow, warm_start: Any | None = None) -> tuple[NoPopPolicy, BestResponseInfo]:
+        """As :meth:`DDPGOracle.best_response`, with the population inputs frozen (module docstring)."""
+        # The parent's sequence (warm start, replay, flow context, train, policy) with the population-blind
+        # trainer; DDPGOracle constructs its trainer by name, so the sequence is repeated here.
+        cfg, start = self.cfg, time.perf_counter()
+        self.calls += 1
+        warm = (cfg.warm_start and isinstance(warm_start, NoPopPolicy) and self._nets is not None
+                and self._dims == (problem.n, problem.p, problem.T))
+        if warm:
+            self._nets["actor"].load_state_dict(warm_start.actor.state_dict())  # type: ignore[index, union-attr]
+        else:
+            self._build(problem, m)
+        if not (warm and cfg.keep_replay):
+            self._replay = ReplayBuffer(cfg.replay_size, problem.n, problem.p)
+            self._contexts = {}
+        else:
+            live = self._replay.flows()  # type: ignore[union-attr]
+            self._contexts = {k: v for k, v in self._contexts.items() if k in live}
+        flow_id = self._next_flow
+        self._next_flow += 1
+        self._contexts[flow_id] = self._context(m, problem.T)
+        stats = _NoPopTraining(self, problem, m, flow_id, start).run()
+        policy = self._policy()
+        stats["seconds"] = time.perf_counter() - start
+        return policy, BestResponseInfo(seconds=stats["seconds"], value=stats["eval_J"], extra=stats)
+
+    def _build(self, problem: Problem, m: Flow) -> None:
+        super()._build(problem, m)
+        self._frozen = None  # fresh networks: the first flow they see is this one
+
+    def _context(self, m: Flow, T: int) -> _FlowContext:
+        if self._frozen is None:
+            self._frozen = super()._context(m, T)
+        return self._frozen
+
+    def _policy(self) -> NoPopPolicy:
+        base = super()._policy()
+        assert self._frozen is not None
+        return NoPopPolicy(base.actor, T=base.T, std_floor=base.std_floor, actions=base.actions,
+                           context=self._frozen)
+
+    def state_dict(self) -> dict[str, Any]:
+        out = super().state_dict()
+        out["frozen_context"] = None if self._frozen is None else self._frozen.state_dict()
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        frozen = state.get("frozen_context")
+        self._frozen = None if frozen is None else _FlowContext(**frozen)
