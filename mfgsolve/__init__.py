@@ -22,8 +22,11 @@ from mfgsolve.errors import NoEquilibriumError, SpecError
 from mfgsolve.evaluation import CostEstimate, cost_difference, policy_cost, rollout_costs
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.lq import LQProblem, load_toml
+from mfgsolve.maddpg import MADDPG, MADDPGConfig
 from mfgsolve.metrics import Exploitability, exploitability, flow_distance, gaussian_w2, mean_error, wasserstein
+from mfgsolve.nplayer import NashGap, NPlayerGame, lq_epsilon_nash
 from mfgsolve.oracles import BestResponseInfo, DDPGConfig, DDPGOracle, DDPGPolicy, ExactLQOracle, Oracle
+from mfgsolve.oracles import MFACConfig, MFACOracle, MFQConfig, MFQOracle, NoPopDDPGOracle
 from mfgsolve.policies import AffinePolicy, MixturePolicy, Policy
 from mfgsolve.population import propagate, static_flow
 from mfgsolve.problem import Problem
@@ -53,8 +56,17 @@ __all__ = [
     "IterationRecord",
     "LQProblem",
     "LQReference",
+    "MADDPG",
+    "MADDPGConfig",
+    "MFACConfig",
+    "MFACOracle",
+    "MFQConfig",
+    "MFQOracle",
     "MixturePolicy",
+    "NPlayerGame",
+    "NashGap",
     "NoEquilibriumError",
+    "NoPopDDPGOracle",
     "Oracle",
     "ParticleFlow",
     "Picard",
@@ -77,6 +89,7 @@ __all__ = [
     "load_problem",
     "load_run",
     "load_toml",
+    "lq_epsilon_nash",
     "make_scheme",
     "mean_error",
     "policy_cost",

@@ -260,7 +260,19 @@ def e3_budget(quick: bool) -> None:
     _save_figure(fig, "e3_budget")
 
 
-EXPERIMENTS = {"E1": e1_contraction, "E2": e2_accuracy, "E3": e3_budget}
+# ----------------------------------------------------------------------------------------------- E4
+def e4_comparison(quick: bool) -> None:
+    """MF-MADDPG against MADDPG and the baselines (issue 6): critic cost and epsilon-Nash vs N, the method table.
+
+    The experiment lives in ``paper/comparison.py``; it writes through this script's table and figure helpers.
+    """
+    sys.path.insert(0, str(HERE))
+    from comparison import e4
+
+    e4(quick, save_table=_save_table, save_figure=_save_figure)
+
+
+EXPERIMENTS = {"E1": e1_contraction, "E2": e2_accuracy, "E3": e3_budget, "E4": e4_comparison}
 
 
 def build_pdf() -> None:

@@ -1,0 +1,207 @@
+"""E4 (issue 6): the seed's comparison, measured. Run through ``python paper/experiments.py --only E4 [--quick]``.
+
+Three parts, one table each and one figure:
+
+* ``e4_critic_cost``: per-update wall time and memory of the MADDPG critic (all N observations and actions) and
+  of the mean-field critic Q(t, x, a, m_t) of MF-MADDPG, on transitions of the same N-player game, N = 2..256
+  (and to 1024 for the mean-field critic) -- :func:`mfgsolve.maddpg.critic_update_cost`;
+* ``e4_epsilon_nash``: epsilon-Nash against N on lq-1d, exact (:func:`mfgsolve.nplayer.lq_epsilon_nash`), of
+  the exact MFG equilibrium policy and of the MF-MADDPG policy (its affine projection on its own flow), with
+  fitted log-log slopes;
+* ``e4_methods``: DDPG without m, MADDPG (N-player, several N), MF-MADDPG, MF-Q, MF-AC and Nash-Q on lq-1d and
+  crowd-aversion at equal training wall time: relative exploitability in the MFG (lq-1d: Monte Carlo against
+  the exact best response; crowd-aversion: exact DP on the grid) and, for MADDPG on lq-1d, its epsilon-Nash in
+  the N-player game it was trained in.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+import mfgsolve as mfg
+from mfgsolve.maddpg import MADDPG, critic_update_cost
+from mfgsolve.nplayer import affine_projection, lq_epsilon_nash
+from mfgsolve.oracles.mfrl import MFACOracle, MFQOracle
+from mfgsolve.oracles.nopop import NoPopDDPGOracle
+
+SaveTable = Callable[..., None]
+
+
+def _slope(N: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Slope of log y against log N and its standard error (least squares; nan with fewer than 3 points)."""
+    keep = np.isfinite(y) & (y > 0)
+    N, y = np.asarray(N, float)[keep], np.asarray(y, float)[keep]
+    if N.size < 2:
+        return math.nan, math.nan
+    if N.size < 3:
+        return float(np.polyfit(np.log(N), np.log(y), 1)[0]), math.nan
+    coef, cov = np.polyfit(np.log(N), np.log(y), 1, cov=True)
+    return float(coef[0]), float(np.sqrt(cov[0, 0]))
+
+
+# ----------------------------------------------------------------------------------------------- critic cost
+def critic_costs(quick: bool) -> list[dict[str, Any]]:
+    Ns = [2, 16, 128] if quick else [2, 4, 8, 16, 32, 64, 128, 256]
+    extra = [1024] if quick else [512, 1024]
+    repeats = 5 if quick else 40
+    pb = mfg.load_problem("lq-1d")
+    rows = []
+    for kind, sizes in (("maddpg", Ns), ("mean-field", Ns + extra)):
+        for N in sizes:
+            c = critic_update_cost(kind, pb, N, batch=256, hidden=64, repeats=repeats, seed=0)
+            rows.append({"critic": kind, "N": N, "ms_per_update": 1e3 * c.seconds, "params": c.params,
+                         "input_floats": c.input_floats, "replay_floats": c.replay_floats,
+                         "memory_MB": c.memory_bytes / 2**20})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------- epsilon-Nash
+def _mf_maddpg(pb: Any, quick: bool, seed: int = 0) -> mfg.SolveResult:
+    budget = {"updates": 200, "eval_every": 100} if quick else {"seconds": 3.0, "updates": None}
+    return mfg.solve(pb, mfg.DDPGOracle(seed=seed, progress=False, **budget), scheme=mfg.Damped(0.5),
+                     iterations=2 if quick else 5, particles=2000, seed=seed, progress=False,
+                     eval_particles=200, final_eval_particles=2000 if quick else 20_000)
+
+
+def epsilon_nash(quick: bool) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    pb = mfg.load_problem("lq-1d")
+    ref = pb.reference()
+    exact = mfg.AffinePolicy(ref.K, ref.k)
+    res = _mf_maddpg(pb, quick)
+    fit = affine_projection(pb, res.policy, res.flow, n=8192, generator=torch.Generator().manual_seed(0))
+    eps_inf = mfg.exploitability(pb, fit)
+    Ns = 2 ** np.arange(1, 11)
+    rows = []
+    for N in Ns:
+        e_ex = lq_epsilon_nash(pb, exact, int(N))
+        e_ml = lq_epsilon_nash(pb, fit, int(N))
+        rows.append({"N": int(N), "eps_exact_mfe": e_ex.value, "N_x_eps": N * e_ex.value,
+                     "eps_mf_maddpg": e_ml.value, "rel_eps_mf_maddpg": e_ml.relative,
+                     "excess_over_mfg": e_ml.value - eps_inf.value})
+    s_ex, se_ex = _slope(Ns, np.array([r["eps_exact_mfe"] for r in rows]))
+    s_ml, se_ml = _slope(Ns, np.array([r["excess_over_mfg"] for r in rows]))
+    s_raw, se_raw = _slope(Ns, np.array([r["eps_mf_maddpg"] for r in rows]))
+    fits = {"slope_exact": s_ex, "se_exact": se_ex, "slope_mf_maddpg_excess": s_ml, "se_mf_maddpg_excess": se_ml,
+            "slope_mf_maddpg": s_raw, "se_mf_maddpg": se_raw, "eps_inf_mf_maddpg": eps_inf.value,
+            "rel_eps_inf_mf_maddpg": eps_inf.relative,
+            "mc_rel_exploitability_network": res.summary.relative_exploitability or math.nan}
+    return rows, fits
+
+
+# ----------------------------------------------------------------------------------------------- methods
+def _mfg_exploitability(pb: Any, policy: mfg.Policy, m: mfg.Flow | None, n: int) -> tuple[float, float]:
+    """Relative exploitability in the MFG and its standard error (0 where exact)."""
+    gen = torch.Generator().manual_seed(12345)
+    if isinstance(pb, mfg.LQProblem):
+        e = mfg.exploitability(pb, policy, n=n, generator=gen)
+        assert e is not None
+        return e.relative, e.se / abs(e.J_best)
+    own = m if m is not None else mfg.propagate(pb, policy, None, n=4096, generator=gen)
+    return pb.grid_exploitability(policy, own).relative, 0.0
+
+
+def methods(quick: bool) -> list[dict[str, Any]]:
+    wall = 1.5 if quick else 10.0
+    iters = 2 if quick else 5
+    n_eval = 2000 if quick else 20_000
+    maddpg_N = [2, 8] if quick else [2, 4, 8, 16, 32, 64, 128, 256]
+    rows: list[dict[str, Any]] = []
+    for name in ("lq-1d", "crowd-aversion"):
+        pb = mfg.load_problem(name)
+        brs = wall / iters
+        # evaluations inside a best response count in its wall time: the same small evaluation for every oracle
+        ddpg = dict(seed=0, seconds=brs, updates=None, progress=False, eval_agents=512)
+        oracles = {
+            "DDPG (no m)": NoPopDDPGOracle(**ddpg),
+            "MF-MADDPG": mfg.DDPGOracle(**ddpg),
+            "MF-Q": MFQOracle(seed=0, seconds=brs, updates=None, eval_agents=512),
+            "MF-AC": MFACOracle(seed=0, seconds=brs, updates=None, eval_agents=512),
+        }
+        for label, oracle in oracles.items():
+            res = mfg.solve(pb, oracle, scheme=mfg.Damped(0.5), iterations=iters, particles=2000, seed=0,
+                            progress=False, eval_particles=200, final_eval_particles=n_eval)
+            rel, se = _mfg_exploitability(pb, res.policy, res.flow, n_eval)
+            rows.append({"problem": name, "method": label, "N": "inf", "train_s": sum(h.br_seconds for h in res.history),
+                         "rel_exploitability": rel, "se": se, "rel_eps_nash_N": None})
+        for N in maddpg_N:
+            learner = MADDPG(pb, N, seed=0, seconds=wall, updates=None)
+            info = learner.train()
+            pol = learner.policy()
+            rel, se = _mfg_exploitability(pb, pol, None, n_eval)
+            eps_N = None
+            if isinstance(pb, mfg.LQProblem):
+                gen = torch.Generator().manual_seed(0)
+                own = mfg.propagate(pb, pol, None, n=4096, generator=gen)
+                eps_N = lq_epsilon_nash(pb, affine_projection(pb, pol, own, n=8192, generator=gen), N).relative
+            rows.append({"problem": name, "method": "MADDPG", "N": N, "train_s": info["seconds"],
+                         "rel_exploitability": rel, "se": se, "rel_eps_nash_N": eps_N})
+        rows.append({"problem": name, "method": "Nash-Q (= MF-Q)", "N": "inf", "train_s": None,
+                     "rel_exploitability": None, "se": None, "rel_eps_nash_N": None})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------- E4
+def e4(quick: bool, *, save_table: SaveTable, save_figure: Callable[[Figure, str], None]) -> None:
+    """Regenerate E4's three tables and its figure."""
+    torch.set_num_threads(1)  # per-update costs of small networks: one thread, as every method here runs
+    suffix = " --quick" if quick else ""
+    cmd = "python paper/experiments.py --only E4" + suffix
+    start = time.perf_counter()
+
+    cost = critic_costs(quick)
+    save_table(cost, "e4_critic_cost", cmd,
+               "Per critic update (batch 256, hidden 64, one thread; median over repeats): target, loss, backward "
+               "and Adam step, on transitions of the lq-1d N-player game. MADDPG's target actor plays all N next "
+               "actions; the mean-field critic reads the empirical measure's moments. memory\\_MB: tensors saved "
+               "for backward plus parameters, gradients and Adam moments.")
+    mf = [r["ms_per_update"] for r in cost if r["critic"] == "mean-field"]
+    md = [r for r in cost if r["critic"] == "maddpg"]
+    print(f"  mean-field critic: max/min per-update time over N = {max(mf) / min(mf):.3f}; "
+          f"MADDPG: N={md[-1]['N']} / N={md[0]['N']} = {md[-1]['ms_per_update'] / md[0]['ms_per_update']:.2f}")
+
+    eps, fits = epsilon_nash(quick)
+    save_table(eps, "e4_epsilon_nash", cmd,
+               f"lq-1d, exact N-player epsilon-Nash. Exact MFE policy: slope {fits['slope_exact']:.3f} "
+               f"(se {fits['se_exact']:.2g}). MF-MADDPG policy (affine projection): its MFG exploitability "
+               f"{fits['eps_inf_mf_maddpg']:.3g}; slope of the excess over it {fits['slope_mf_maddpg_excess']:.3f}.")
+    print("  fits: " + ", ".join(f"{k}={v:.4g}" for k, v in fits.items()))
+
+    meth = methods(quick)
+    save_table(meth, "e4_methods", cmd,
+               "Equal training wall time per method (damped 0.5 fixed point for the mean-field oracles; MADDPG "
+               "trains in the N-player game). Relative exploitability in the MFG: lq-1d by Monte Carlo against "
+               "the exact best response (se), crowd-aversion by exact DP on the grid. Nash-Q reduces to MF-Q in a "
+               "symmetric MFG (mfgsolve/oracles/mfrl.py).")
+
+    fig = Figure(figsize=(12, 3.8), layout="constrained")
+    a0, a1, a2 = fig.subplots(1, 3)
+    for kind, marker in (("maddpg", "o-"), ("mean-field", "s-")):
+        r = [x for x in cost if x["critic"] == kind]
+        a0.loglog([x["N"] for x in r], [x["ms_per_update"] for x in r], marker, label=kind)
+    a0.set_xlabel("N agents")
+    a0.set_ylabel("ms per critic update")
+    a0.legend(fontsize=7)
+    Ns = np.array([r["N"] for r in eps])
+    a1.loglog(Ns, [r["eps_exact_mfe"] for r in eps], "o-", label=f"exact MFE (slope {fits['slope_exact']:.2f})")
+    a1.loglog(Ns, [r["eps_mf_maddpg"] for r in eps], "s-", label="MF-MADDPG (affine proj.)")
+    a1.axhline(fits["eps_inf_mf_maddpg"], color="0.6", ls=":", lw=1, label="MF-MADDPG, N = inf")
+    a1.set_xlabel("N players")
+    a1.set_ylabel("epsilon-Nash")
+    a1.legend(fontsize=7)
+    for name, marker in (("lq-1d", "o-"), ("crowd-aversion", "s-")):
+        r = [x for x in meth if x["problem"] == name and x["method"] == "MADDPG"]
+        a2.loglog([x["N"] for x in r], [max(x["rel_exploitability"], 1e-6) for x in r], marker, label=f"MADDPG, {name}")
+        mfm = [x for x in meth if x["problem"] == name and x["method"] == "MF-MADDPG"][0]
+        a2.axhline(max(mfm["rel_exploitability"], 1e-6), ls=":", lw=1, color=a2.lines[-1].get_color(),
+                   label=f"MF-MADDPG, {name}")
+    a2.set_xlabel("N players (MADDPG)")
+    a2.set_ylabel("relative exploitability (MFG)")
+    a2.legend(fontsize=7)
+    save_figure(fig, "e4_comparison")
+    print(f"  E4 took {time.perf_counter() - start:.0f} s")
