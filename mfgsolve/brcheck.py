@@ -96,7 +96,6 @@ def br_check(
         if d.se <= se_fraction * abs(d.mean) or n >= max_agents:
             break
         n = min(2 * n, max_agents)
-    extra = {k: v for k, v in info.extra.items() if k != "evals"}
     return BRCheck(
         relative_gap=d.mean / abs(J_best) if J_best != 0 else float("inf"),
         gap=d.mean,
@@ -109,5 +108,5 @@ def br_check(
         problem=str(getattr(problem, "name", type(problem).__name__)),
         oracle=oracle.name,
         seed=seed,
-        oracle_info={"value": info.value, **extra},
+        oracle_info={"value": info.value, **info.extra},
     )

@@ -16,8 +16,8 @@ parameter      :math:`a = \pi(s; \theta + \epsilon)`, :math:`\epsilon \sim N(0, 
                (Plappert et al. 2018, sec. 3: multiply or divide by 1.01)
 population     Gaussian action noise plus the reward bonus :math:`\beta\,(1 - e^{-|\tilde x'|^2/2})`, where
                :math:`\tilde x'` is the next state standardised by the frozen flow's moments: agents are
-               paid to reach regions the population rarely visits. The trainer weights the bonus by the
-               annealing scale at sampling time, so it vanishes by the end of the budget.
+               paid to reach regions the population rarely visits. The trainer weights the bonus at
+               sampling time by a factor falling linearly to zero, so it vanishes by the end of the budget.
 =============  =====================================================================================
 
 References
@@ -46,10 +46,6 @@ __all__ = [
 ]
 
 NOISES: tuple[str, ...] = ("gaussian", "ou", "parameter", "population")
-
-#: ``actor(s)`` with the population inputs already bound: ``(B, n+1) -> (B, p)``.
-ActorFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
-
 
 class Exploration:
     """Base class: per-episode :meth:`reset`, per-step :meth:`explore`, optional :meth:`bonus` and :meth:`adapt`."""

@@ -12,16 +12,27 @@ dynamics and rewards), finite horizon ``T`` with :math:`t/T` as an input. Transi
     L(\phi_j) &= E\big[(Q_j(t, x, a, m_t) - y)^2\big], \qquad
     \nabla_\theta J = E\big[\nabla_\theta \pi(t, x, m_t)\,\nabla_a Q_1(t, x, a, m_t)|_{a=\pi}\big]
 
-with the reward scale ``c``, the exploration bonus ``b`` (population-aware exploration only) weighted by the
-annealing schedule, the terminal reward folded into the last step's ``r`` (``done`` there) and soft target
+with the reward scale ``c``, the exploration bonus ``b`` (population-aware exploration only) weighted by
+:math:`\beta_k`, which falls linearly to zero over the budget (so the bonus does not bias the response), the
+terminal reward folded into the last step's ``r`` (``done`` there) and soft target
 updates :math:`\theta' \leftarrow (1-\tau)\theta' + \tau\theta`. The actor sees :math:`\pi(t, x, m_t)` and the
 centralised critic :math:`Q(t, x, a, m_t)`: the MADDPG critic over all N agents replaced by the population state
-(``mf-maddpg-formulation.md``); networks in :mod:`mfgsolve.networks`, population encoders in
+(``mf-maddpg-formulation.md``). With ``n_step > 1`` the reward is the sum over ``n`` steps and the bootstrap
+is ``n`` steps ahead (truncated at the horizon). Networks in :mod:`mfgsolve.networks`, population encoders in
 :mod:`mfgsolve.encoders`, exploration in :mod:`mfgsolve.exploration`.
 
 Accuracy at the end of the budget, not only at its best moment: every ``eval_every`` updates the deterministic
-actor is evaluated on a fixed set of agents (common random numbers across evaluations) and the best actor is
-what the oracle returns (``keep_best``); learning rates and exploration anneal linearly over the budget.
+actor and the Polyak-averaged target actor are evaluated on a fixed set of agents (common random numbers across
+evaluations) and the best actor is what the oracle returns (``keep_best``); learning rates decay linearly over
+the budget. Exploration is *not* annealed by default (``noise_final = 1``): on ``bench/ddpg_oracle.py`` annealing
+it to a tenth starved the critic of action diversity, and the actor drifted away from the best response as the
+noise shrank (its "noise annealed" row).
+
+Defaults tuned on ``bench/ddpg_oracle.py`` (lq-1d and a 2-D LQ game with cross terms, 60 s and 120 s on CPU):
+one critic (twin critics cost twice the updates and did not pay back in wall time), target smoothing and delayed
+actor updates on, a bilinear action input to the critic (:class:`mfgsolve.networks.Critic`), an actor with a
+linear skip whose gains vary with time, inputs standardised by the frozen flow's moments at ``t``, and rewards
+scaled so that a whole episode's return is of order one.
 
 References
 ----------
@@ -35,7 +46,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -122,7 +133,7 @@ class DDPGConfig:
     noise_sigma: float = 0.3
     """Exploration scale in unit action scale (parameter noise: its target action-space distance)."""
     noise_final: float = 1.0
-    """Exploration decays linearly to this fraction of ``noise_sigma`` over the budget."""
+    """Exploration decays linearly to this fraction of ``noise_sigma`` over the budget (1: constant)."""
     ou_theta: float = 0.15
     """Mean reversion per step of Ornstein-Uhlenbeck noise."""
     param_noise_initial: float = 0.05
@@ -407,6 +418,8 @@ class DDPGOracle:
         actor = Actor(n, p, fresh_encoder(), hidden=cfg.hidden, activation=cfg.activation, bounded=bounded,
                       skip=cfg.actor_skip)
         init_parameters(actor, g, final=actor.head[-1])  # type: ignore[arg-type]
+        if actor.skip is not None:  # start from (nearly) zero actions: a random linear feedback can destabilise
+            torch.nn.init.zeros_(actor.skip.weight)
         nets: dict[str, torch.nn.Module] = {"actor": actor}
         for j in range(2 if cfg.twin else 1):
             critic = Critic(n, p, fresh_encoder(), hidden=cfg.hidden, activation=cfg.activation,
@@ -627,7 +640,7 @@ class _Training:
         s1 = _standardise(b.x_next.double(), self.mean[pos, t1], self.std[pos, t1], t1, self.T)
         raw, inv = self._rows(pos, b.t)
         raw1, inv1 = self._rows(pos, t1)
-        weight = self._anneal(cfg.noise_final) if self.noise.kind == "population" else 0.0
+        weight = 1.0 - self.fraction if self.noise.kind == "population" else 0.0
         assert self.o._reward_scale is not None
         r = b.r * self.o._reward_scale + (weight / self.T) * b.bonus
         with torch.no_grad():
@@ -757,5 +770,6 @@ class _Training:
             "critic_loss": critic_loss,
             "actor_loss": actor_loss,
             "reward_scale": self.o._reward_scale,
+            "eval_seed": self.eval_seed,
             "evals": evals,
         }
