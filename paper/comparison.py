@@ -25,7 +25,7 @@ import torch
 from matplotlib.figure import Figure
 
 import mfgsolve as mfg
-from mfgsolve.maddpg import MADDPG, critic_update_cost
+from mfgsolve.maddpg import MADDPG, CriticBench
 from mfgsolve.nplayer import affine_projection, lq_epsilon_nash, nplayer_costs
 from mfgsolve.oracles.mfrl import MFACOracle, MFQOracle
 from mfgsolve.oracles.nopop import NoPopDDPGOracle
@@ -51,13 +51,18 @@ def critic_costs(quick: bool) -> list[dict[str, Any]]:
     extra = [1024] if quick else [512, 1024]
     repeats = 5 if quick else 40
     pb = mfg.load_problem("lq-1d")
+    benches = [CriticBench(kind, pb, N, batch=256, hidden=64, seed=0)
+               for kind, sizes in (("maddpg", Ns), ("mean-field", Ns + extra)) for N in sizes]
+    # interleaved rounds: a slow spell of the machine hits every N alike instead of one N's whole series
+    for _ in range(repeats):
+        for b in benches:
+            b.time_update()
     rows = []
-    for kind, sizes in (("maddpg", Ns), ("mean-field", Ns + extra)):
-        for N in sizes:
-            c = critic_update_cost(kind, pb, N, batch=256, hidden=64, repeats=repeats, seed=0)
-            rows.append({"critic": kind, "N": N, "ms_per_update": 1e3 * c.seconds, "params": c.params,
-                         "input_floats": c.input_floats, "replay_floats": c.replay_floats,
-                         "memory_MB": c.memory_bytes / 2**20})
+    for b in benches:
+        c = b.cost()
+        rows.append({"critic": c.kind, "N": c.N, "ms_per_update": 1e3 * c.seconds, "params": c.params,
+                     "input_floats": c.input_floats, "replay_floats": c.replay_floats,
+                     "memory_MB": c.memory_bytes / 2**20})
     return rows
 
 
