@@ -68,7 +68,8 @@ def critic_costs(quick: bool) -> list[dict[str, Any]]:
 
 # ----------------------------------------------------------------------------------------------- epsilon-Nash
 def _mf_maddpg(pb: Any, quick: bool, seed: int = 0) -> mfg.SolveResult:
-    budget = {"updates": 200, "eval_every": 100} if quick else {"seconds": 3.0, "updates": None}
+    # an update budget, not a wall budget: this policy is the same on every machine
+    budget = {"updates": 200, "eval_every": 100} if quick else {"updates": 1500, "eval_every": 500}
     return mfg.solve(pb, mfg.DDPGOracle(seed=seed, progress=False, **budget), scheme=mfg.Damped(0.5),
                      iterations=2 if quick else 5, particles=2000, seed=seed, progress=False,
                      eval_particles=200, final_eval_particles=2000 if quick else 20_000)

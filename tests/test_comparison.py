@@ -65,8 +65,17 @@ def test_epsilon_nash_rate_is_one_over_n_for_lq(lq):
     assert slope == pytest.approx(-1.0, abs=0.05)
 
 
-def test_epsilon_nash_matches_a_monte_carlo_n_player_game(lq):
-    pb, ref, pol = lq
+@pytest.mark.parametrize("which", ["lq-1d", "random"])
+def test_epsilon_nash_matches_a_monte_carlo_n_player_game(lq, which):
+    if which == "lq-1d":
+        pb, ref, pol = lq
+    else:  # every coupling switched on (Abar, S_next, U, N, W, w and the terminal ones)
+        from lq_specs import random_spec
+
+        pb = mfg.LQProblem.from_spec(random_spec(3, coupling=0.8), name="random")
+        ref = pb.reference()
+        pol = mfg.AffinePolicy(ref.K, ref.k)
+        assert lq_epsilon_nash(pb, pol, 10**7).J_policy == pytest.approx(ref.J, rel=1e-6)  # the MFG limit
     N, games = 3, 1500
     gap = lq_epsilon_nash(pb, pol, N)
     # common random numbers: both games draw the same initial states and noises (the deviator draws nothing)
