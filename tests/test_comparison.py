@@ -76,7 +76,7 @@ def test_epsilon_nash_matches_a_monte_carlo_n_player_game(lq, which):
         ref = pb.reference()
         pol = mfg.AffinePolicy(ref.K, ref.k)
         assert lq_epsilon_nash(pb, pol, 10**7).J_policy == pytest.approx(ref.J, rel=1e-6)  # the MFG limit
-    N, games = 3, 1500
+    N, games = 3, 1000
     gap = lq_epsilon_nash(pb, pol, N)
     # common random numbers: both games draw the same initial states and noises (the deviator draws nothing)
     c_pol = nplayer_costs(pb, N, pol, games=games, generator=torch.Generator().manual_seed(5))
