@@ -54,7 +54,8 @@ from mfgsolve.lq import LQProblem
 from mfgsolve.policies import AffinePolicy, Policy
 from mfgsolve.problem import Problem
 
-__all__ = ["NPlayerGame", "NashGap", "lq_epsilon_nash", "nplayer_costs", "affine_projection", "mean_cost"]
+__all__ = ["NPlayerGame", "NashGap", "lq_epsilon_nash", "epsilon_nash_mc", "nplayer_costs", "affine_projection",
+           "mean_cost"]
 
 #: A deviating agent: ``(t, x)`` with ``x`` the states of every agent ``(G, N, n)`` -> its actions ``(G, p)``.
 Deviator = Callable[[int, torch.Tensor], torch.Tensor]
@@ -151,6 +152,31 @@ def nplayer_costs(
             x, r, _ = game.step(a, generator)
             cost -= r
     return cost
+
+
+def epsilon_nash_mc(
+    problem: Problem, policy: Policy, deviation: Policy, N: int, *, games: int, generator: torch.Generator,
+    m: Flow | None = None,
+) -> CostEstimate:
+    r"""Gain of agent 0 switching from ``policy`` to ``deviation`` while the N - 1 others keep ``policy``.
+
+    :math:`J^N_1(\pi; \pi^{\otimes(N-1)}) - J^N_1(eta; \pi^{\otimes(N-1)})` by Monte Carlo over ``games`` games
+    on common random numbers (both games start from the same generator state; the policies must draw no
+    randomness), with its standard error. With ``deviation`` a best response (exact or from a strong oracle) this
+    is the epsilon-Nash of ``policy``; with an approximate one it is a lower bound up to the Monte-Carlo error.
+    Both policies read the fixed flow ``m`` when given (``policy`` otherwise reads the game's empirical flow and
+    ``deviation`` reads ``None``).
+    """
+    start = generator.get_state()
+    c_pol = nplayer_costs(problem, N, policy, games=games, generator=generator, m=m)
+    generator.set_state(start)
+
+    def dev(t: int, x: torch.Tensor) -> torch.Tensor:
+        return deviation.act(t, x[:, 0], m).to(torch.float64)  # type: ignore[arg-type]
+
+    c_dev = nplayer_costs(problem, N, policy, games=games, generator=generator, m=m, deviator=dev)
+    d = c_pol[:, 0] - c_dev[:, 0]
+    return CostEstimate(float(d.mean()), float(d.std(unbiased=True)) / math.sqrt(games), games)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ Three parts, one table each and one figure:
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from typing import Any, Callable
@@ -26,11 +27,18 @@ from matplotlib.figure import Figure
 
 import mfgsolve as mfg
 from mfgsolve.maddpg import MADDPG, CriticBench
-from mfgsolve.nplayer import affine_projection, lq_epsilon_nash, nplayer_costs
+from mfgsolve.nplayer import affine_projection, epsilon_nash_mc, lq_epsilon_nash, nplayer_costs
+from mfgsolve.reference.potential import best_response_value, flow_of
 from mfgsolve.oracles.mfrl import MFACOracle, MFQOracle
 from mfgsolve.oracles.nopop import NoPopDDPGOracle
 
 SaveTable = Callable[..., None]
+
+
+@functools.lru_cache(maxsize=None)
+def _problem(name: str) -> Any:
+    """One instance per problem: crowd-aversion's grid reference (a cvxpy solve, seconds) is computed once."""
+    return mfg.load_problem(name)
 
 
 def _slope(N: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -69,7 +77,7 @@ def critic_costs(quick: bool) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------------------------- epsilon-Nash
 def _mf_maddpg(pb: Any, quick: bool, seed: int = 0) -> mfg.SolveResult:
     # an update budget, not a wall budget: this policy is the same on every machine
-    budget = {"updates": 200, "eval_every": 100} if quick else {"updates": 1500, "eval_every": 500}
+    budget = {"updates": 200, "eval_every": 100, "eval_agents": 512} if quick else {"updates": 1500, "eval_every": 500}
     return mfg.solve(pb, mfg.DDPGOracle(seed=seed, progress=False, **budget), scheme=mfg.Damped(0.5),
                      iterations=2 if quick else 5, particles=2000, seed=seed, progress=False,
                      eval_particles=200, final_eval_particles=2000 if quick else 20_000)
@@ -114,6 +122,42 @@ def epsilon_nash(quick: bool) -> tuple[list[dict[str, Any]], dict[str, float]]:
     return rows, fits
 
 
+class _GridDestination(mfg.Policy):
+    """A grid policy played in the continuous game: from the nearest grid point, move to its destination."""
+
+    def __init__(self, grid: np.ndarray, dest: np.ndarray) -> None:
+        self.low, self.h = float(grid[0]), float(grid[1] - grid[0])
+        self.dest = torch.as_tensor(dest, dtype=torch.float64)  # (T, S)
+
+    def act(self, t: int, x: torch.Tensor, m: mfg.Flow) -> torch.Tensor:
+        i = ((x[:, 0] - self.low) / self.h).round().long().clamp(0, self.dest.shape[1] - 1)
+        return (self.dest[t, i] - x[:, 0])[:, None].to(x.dtype)
+
+
+def crowd_epsilon(quick: bool) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """crowd-aversion: the MF-MADDPG policy in the N-player game against the grid DP best response to its flow.
+
+    The deviation is exact for the grid model (the policy projected on the grid, its flow, the DP best response
+    to that flow) and is played in the continuous game from the nearest grid point: a Monte-Carlo lower bound on
+    the epsilon-Nash, on common random numbers.
+    """
+    pb = _problem("crowd-aversion")
+    res = _mf_maddpg(pb, quick)
+    model = pb.grid_model()
+    m_grid = flow_of(model, pb.grid_policy(res.policy, res.flow))
+    _, q = best_response_value(model, m_grid)
+    deviation = _GridDestination(model.grid, model.grid[q.argmin(axis=2)])
+    ge = pb.grid_exploitability(res.policy, res.flow)
+    Ns, games = ([2, 8], 100) if quick else ([2, 4, 8, 16, 32, 64, 128], 400)
+    rows = []
+    for N in Ns:
+        e = epsilon_nash_mc(pb, res.policy, deviation, N, games=games, generator=torch.Generator().manual_seed(11),
+                            m=res.flow)
+        rows.append({"N": N, "eps_mc": e.mean, "se": e.se, "rel_eps": e.mean / abs(ge.J_best), "games": games})
+    slope, se = _slope(np.array(Ns), np.array([r["eps_mc"] for r in rows]))
+    return rows, {"slope": slope, "se": se, "grid_exploitability": ge.value, "rel_grid_exploitability": ge.relative}
+
+
 # ----------------------------------------------------------------------------------------------- methods
 def _mfg_exploitability(pb: Any, policy: mfg.Policy, m: mfg.Flow | None, n: int) -> tuple[float, float]:
     """Relative exploitability in the MFG and its standard error (0 where exact)."""
@@ -133,7 +177,7 @@ def methods(quick: bool) -> list[dict[str, Any]]:
     maddpg_N = [2, 8] if quick else [2, 4, 8, 16, 32, 64, 128, 256]
     rows: list[dict[str, Any]] = []
     for name in ("lq-1d", "crowd-aversion"):
-        pb = mfg.load_problem(name)
+        pb = _problem(name)
         brs = wall / iters
         # evaluations inside a best response count in its wall time: the same small evaluation for every oracle
         ddpg = dict(seed=0, seconds=brs, updates=None, progress=False, eval_agents=512)
@@ -196,6 +240,14 @@ def e4(quick: bool, *, save_table: SaveTable, save_figure: Callable[[Figure, str
                "standard error.")
     print("  fits: " + ", ".join(f"{k}={v:.4g}" for k, v in fits.items()))
 
+    ceps, cfits = crowd_epsilon(quick)
+    save_table(ceps, "e4_epsilon_crowd", cmd,
+               "crowd-aversion: gain of one agent deviating from the MF-MADDPG policy (MFG flow plugged in) to the "
+               "grid DP best response to the policy's flow, N-player Monte Carlo on common random numbers (se). "
+               f"Grid exploitability (N = inf) {cfits['grid_exploitability']:.3g} (relative "
+               f"{cfits['rel_grid_exploitability']:.3g}); log-log slope over N {cfits['slope']:.3f}.")
+    print("  crowd fits: " + ", ".join(f"{k}={v:.4g}" for k, v in cfits.items()))
+
     meth = methods(quick)
     save_table(meth, "e4_methods", cmd,
                "Equal training wall time per method (damped 0.5 fixed point for the mean-field oracles; MADDPG "
@@ -203,8 +255,15 @@ def e4(quick: bool, *, save_table: SaveTable, save_figure: Callable[[Figure, str
                "the exact best response (se), crowd-aversion by exact DP on the grid. Nash-Q reduces to MF-Q in a "
                "symmetric MFG (mfgsolve/oracles/mfrl.py).")
 
-    fig = Figure(figsize=(12, 3.8), layout="constrained")
-    a0, a1, a2 = fig.subplots(1, 3)
+    fig = Figure(figsize=(15, 3.8), layout="constrained")
+    a0, a1, a3, a2 = fig.subplots(1, 4)
+    a3.errorbar([r["N"] for r in ceps], [r["eps_mc"] for r in ceps], yerr=[2 * r["se"] for r in ceps], fmt="o-",
+                capsize=3, label="MF-MADDPG vs grid DP deviation")
+    a3.axhline(cfits["grid_exploitability"], color="0.6", ls=":", lw=1, label="grid exploitability (N = inf)")
+    a3.set_xscale("log")
+    a3.set_xlabel("N players (crowd-aversion)")
+    a3.set_ylabel("deviation gain (MC, 2 se)")
+    a3.legend(fontsize=7)
     for kind, marker in (("maddpg", "o-"), ("mean-field", "s-")):
         r = [x for x in cost if x["critic"] == kind]
         a0.loglog([x["N"] for x in r], [x["ms_per_update"] for x in r], marker, label=kind)

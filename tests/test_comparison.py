@@ -11,7 +11,7 @@ import torch
 import mfgsolve as mfg
 from mfgsolve.cli import main
 from mfgsolve.maddpg import MADDPG, critic_update_cost
-from mfgsolve.nplayer import NPlayerGame, affine_projection, lq_epsilon_nash, nplayer_costs
+from mfgsolve.nplayer import NPlayerGame, affine_projection, epsilon_nash_mc, lq_epsilon_nash, nplayer_costs
 from mfgsolve.oracles.mfrl import MFACOracle, MFQOracle
 from mfgsolve.oracles.nopop import NoPopDDPGOracle, NoPopPolicy
 
@@ -85,6 +85,22 @@ def test_epsilon_nash_matches_a_monte_carlo_n_player_game(lq, which):
     assert abs(float(J.mean()) - gap.J_policy) < 4 * float(J.std()) / math.sqrt(games)  # 4 standard errors
     d = c_pol[:, 0] - c_dev[:, 0]
     assert abs(float(d.mean()) - gap.value) < 4 * float(d.std()) / math.sqrt(games)
+
+
+def test_monte_carlo_epsilon_with_a_given_deviation(lq):
+    from mfgsolve.reference import lq as lqref
+
+    pb, ref, _ = lq
+    pol = mfg.AffinePolicy(ref.K, np.zeros_like(ref.k))  # off equilibrium: something to gain by deviating
+    own = mfg.propagate(pb, pol, None, kind="gaussian")
+    br = lqref.best_response(pb.coef, own.means().numpy(), pb.riccati)  # the MFG best response, not the N-player one
+    for N in (5, 20):
+        same = epsilon_nash_mc(pb, pol, pol, N, games=20, generator=torch.Generator().manual_seed(0))
+        assert same.mean == 0.0  # common random numbers: the same play, the same costs
+        gain = epsilon_nash_mc(pb, pol, mfg.AffinePolicy(br.K, br.k), N, games=400,
+                               generator=torch.Generator().manual_seed(0))
+        # any deviation gains at most the exact epsilon-Nash (up to 4 standard errors), and this one gains
+        assert 0 < gain.mean <= lq_epsilon_nash(pb, pol, N).value + 4 * gain.se
 
 
 def test_affine_projection_recovers_an_affine_policy(lq):
