@@ -89,11 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="comma-separated variant names (default: all)")
     ap.add_argument("--problems", default="lq-1d,lq-2d-cross", help="comma-separated problems")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--seconds", default=None, help="override the budgets: 'S1,S2' for lq-1d and the 2-D game")
     ap.add_argument("--json", type=Path, default=None, help="also write every run to this JSON file")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     budget = {"lq-1d": 10.0, "lq-2d-cross": 20.0} if args.quick else {"lq-1d": 60.0, "lq-2d-cross": 120.0}
+    if args.seconds:
+        budget = dict(zip(budget, (float(v) for v in args.seconds.split(","))))
     seeds = [int(s) for s in args.seeds.split(",")]
     names = list(VARIANTS) if args.only is None else args.only.split(",")
     unknown = [n for n in names if n not in VARIANTS]

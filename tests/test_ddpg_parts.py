@@ -158,7 +158,7 @@ def _lq_setup():
 
 def test_policy_cost_matches_exact_cost() -> None:
     pb, ref, m = _lq_setup()
-    est = mfg.policy_cost(pb, mfg.AffinePolicy(ref.K, ref.k), m, n=100_000, generator=torch.Generator().manual_seed(0))
+    est = mfg.policy_cost(pb, mfg.AffinePolicy(ref.K, ref.k), m, n=20_000, generator=torch.Generator().manual_seed(0))
     assert abs(est.mean - ref.J) < 4 * est.se  # exact J* (Riccati) within 4 Monte-Carlo standard errors
 
 
@@ -169,10 +169,10 @@ def test_cost_difference_uses_common_random_numbers() -> None:
     assert same.mean == 0.0 and same.se == 0.0  # identical policies on identical randomness
     K2 = ref.K * 0.9
     other = mfg.AffinePolicy(K2, ref.k)
-    d = mfg.cost_difference(pb, other, exact, m, n=50_000, generator=torch.Generator().manual_seed(1))
+    d = mfg.cost_difference(pb, other, exact, m, n=20_000, generator=torch.Generator().manual_seed(1))
     truth = lqref.policy_cost(pb.coef, K2, ref.k, ref.mean) - ref.J
     assert abs(d.mean - truth) < 4 * d.se
-    plain = mfg.policy_cost(pb, other, m, n=50_000, generator=torch.Generator().manual_seed(1))
+    plain = mfg.policy_cost(pb, other, m, n=20_000, generator=torch.Generator().manual_seed(1))
     assert d.se < plain.se / 10  # what common random numbers buy
 
 
