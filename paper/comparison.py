@@ -192,7 +192,8 @@ def methods(quick: bool) -> list[dict[str, Any]]:
                             progress=False, eval_particles=200, final_eval_particles=n_eval)
             rel, se = _mfg_exploitability(pb, res.policy, res.flow, n_eval)
             rows.append({"problem": name, "method": label, "N": "inf", "train_s": sum(h.br_seconds for h in res.history),
-                         "rel_exploitability": rel, "se": se, "rel_eps_nash_N": None})
+                         "rel_exploitability": rel, "se": se, "rel_eps_nash_N": None,
+                         "note": f"damped 0.5, {iters} best responses"})
         for N in maddpg_N:
             learner = MADDPG(pb, N, seed=0, seconds=wall, updates=None)
             info = learner.train()
@@ -204,9 +205,12 @@ def methods(quick: bool) -> list[dict[str, Any]]:
                 own = mfg.propagate(pb, pol, None, n=4096, generator=gen)
                 eps_N = lq_epsilon_nash(pb, affine_projection(pb, pol, own, n=8192, generator=gen), N).relative
             rows.append({"problem": name, "method": "MADDPG", "N": N, "train_s": info["seconds"],
-                         "rel_exploitability": rel, "se": se, "rel_eps_nash_N": eps_N})
-        rows.append({"problem": name, "method": "Nash-Q (= MF-Q)", "N": "inf", "train_s": None,
-                     "rel_exploitability": None, "se": None, "rel_eps_nash_N": None})
+                         "rel_exploitability": rel, "se": se, "rel_eps_nash_N": eps_N,
+                         "note": f"N-player training, {info['updates']} updates"})
+        rows.append({"problem": name, "method": "Nash-Q", "N": "inf", "train_s": None,
+                     "rel_exploitability": None, "se": None, "rel_eps_nash_N": None,
+                     "note": "reduces to MF-Q (symmetric: the stage-game Nash is each agent's argmax Q(s, a, m)); "
+                             "exact form: a stage game over all N agents' joint actions"})
     return rows
 
 
