@@ -185,8 +185,9 @@ class MADDPG:
         self.noise.reset(G * N, self.problem.p, self.actor, self.g["noise"])
         for t in range(self.T):
             with torch.no_grad():
-                u = self.actor(self._obs(torch.full((G,), t), x).reshape(G * N, -1))
-                u = self.noise.explore(u, actor_fn=lambda net: net(u), scale=1.0, generator=self.g["noise"])
+                obs = self._obs(torch.full((G,), t), x).reshape(G * N, -1)
+                u = self.noise.explore(self.actor(obs), actor_fn=lambda net: net(obs), scale=1.0,
+                                       generator=self.g["noise"])
                 u = u.reshape(G, N, -1)
             x_prev = x.clone()
             x, r, done = game.step(self.actions.to_action(self._pol.unit(u)), self.g["game"])
