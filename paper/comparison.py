@@ -171,7 +171,7 @@ def _mfg_exploitability(pb: Any, policy: mfg.Policy, m: mfg.Flow | None, n: int)
 
 
 def methods(quick: bool) -> list[dict[str, Any]]:
-    wall = 1.5 if quick else 10.0
+    wall = 1.5 if quick else 8.0
     iters = 2 if quick else 5
     n_eval = 2000 if quick else 20_000
     maddpg_N = [2, 8] if quick else [2, 4, 8, 16, 32, 64, 128, 256]
