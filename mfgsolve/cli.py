@@ -18,6 +18,10 @@ __all__ = ["main"]
 ORACLES = ("exact", "ddpg", "ddpg-nopop", "mf-q", "mf-ac")
 #: Baseline oracles of the comparison (issue 6): DDPG without the population input, MF-Q, MF-AC.
 BASELINES = ("ddpg-nopop", "mf-q", "mf-ac")
+#: Defaults of `mfgsolve solve` per kind of oracle: the exact one converges to rounding in tens of
+#: iterations, a learned one (about 10 s per best response on 2 cores) stalls at its noise floor.
+EXACT_DEFAULTS: dict[str, Any] = {"iterations": 100, "tol": 1e-10}
+LEARNED_DEFAULTS: dict[str, Any] = {"iterations": 15, "tol": 1e-3, "br_updates": 2000}
 
 
 class _UsageError(Exception):
@@ -108,11 +112,14 @@ def _parser() -> _Parser:
     common.add_argument("--out", type=_out_dir, default=None, metavar="DIR", help="directory for the result files")
 
     s = sub.add_parser("solve", parents=[common], help="search the equilibrium; writes a run directory")
-    s.add_argument("--oracle", default="exact", help=f"best-response oracle: {', '.join(ORACLES)} (default exact)")
+    s.add_argument("--oracle", default="ddpg", help=f"best-response oracle: {', '.join(ORACLES)} (default ddpg)")
     s.add_argument("--scheme", default="picard", help="picard | damped | fp (default picard)")
     s.add_argument("--alpha", type=_alpha, default=None, help="damping weight in (0, 1] for --scheme damped (default 0.5)")
-    s.add_argument("--iterations", type=_positive_int("--iterations"), default=100, help="outer iteration budget (default 100)")
-    s.add_argument("--tol", type=_positive_float("--tol"), default=1e-10, help="stop when the W2 residual is at most this (default 1e-10)")
+    s.add_argument("--iterations", type=_positive_int("--iterations"), default=None,
+                   help=f"outer iteration budget (default {EXACT_DEFAULTS['iterations']} exact, {LEARNED_DEFAULTS['iterations']} learned)")
+    s.add_argument("--tol", type=_positive_float("--tol"), default=None,
+                   help=f"stop when the W2 residual is at most this (default {EXACT_DEFAULTS['tol']:g} exact, "
+                        f"{LEARNED_DEFAULTS['tol']:g} learned: a learned oracle's noise floor lies above 1e-3)")
     s.add_argument("--seed", type=_integer("--seed", 0), default=0, help="seed of the run's generators (default 0)")
     s.add_argument("--flow", choices=("gaussian", "particles"), default=None,
                    help="flow representation (default: gaussian for LQ with the exact oracle, else particles)")
@@ -120,8 +127,12 @@ def _parser() -> _Parser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--resume", type=_out_dir, default=None, metavar="DIR",
                    help="continue the interrupted run in DIR (same arguments; instead of --out)")
+    s.add_argument("--br-updates", type=_positive_int("--br-updates"), default=None,
+                   help=f"gradient updates per learned best response (default {LEARNED_DEFAULTS['br_updates']}; "
+                        "an update budget keeps a seeded run reproducible)")
     s.add_argument("--br-seconds", type=_positive_float("--br-seconds"), default=None,
-                   help="wall seconds per best response (--oracle ddpg; default: its update budget)")
+                   help="wall seconds per learned best response (alone: instead of the update budget; with "
+                        "--br-updates: whichever ends first; machine-dependent, so not bit-reproducible)")
 
     b = sub.add_parser("br-check", parents=[common],
                        help="train an oracle against the exact equilibrium flow; writes DIR/br_check.json")
@@ -210,14 +221,19 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
         raise SpecError("--oracle", f"exact needs an LQ problem; {args.problem} is not one")
     if args.flow == "gaussian" and not isinstance(problem, LQProblem):
         raise SpecError("--flow", "gaussian flows need an LQ problem")
+    defaults = EXACT_DEFAULTS if args.oracle == "exact" else LEARNED_DEFAULTS
+    args.iterations = defaults["iterations"] if args.iterations is None else args.iterations
+    args.tol = defaults["tol"] if args.tol is None else args.tol
+    if args.oracle == "exact" and (args.br_updates or args.br_seconds):
+        raise SpecError("--br-updates", "applies only to learned oracles")
+    updates = args.br_updates if args.br_updates is not None else (None if args.br_seconds else LEARNED_DEFAULTS["br_updates"])
+    budget = {"updates": updates, "seconds": args.br_seconds}
     if args.oracle == "ddpg":
         from mfgsolve.oracles import DDPGOracle
 
-        budget = {"seconds": args.br_seconds, "updates": None} if args.br_seconds else {}
         oracle: Any = DDPGOracle(seed=args.seed, progress=False if args.quiet else None, **budget)
     elif args.oracle in BASELINES:
-        oracle = _baseline(args.oracle, args.seed, args.quiet,
-                           {"seconds": args.br_seconds, "updates": None} if args.br_seconds else {})
+        oracle = _baseline(args.oracle, args.seed, args.quiet, budget)
     else:
         oracle = ExactLQOracle()
     source = {"problem": args.problem, "overrides": args.overrides}
