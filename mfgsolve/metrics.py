@@ -160,10 +160,13 @@ class Exploitability:
 
 
 def exploitability(
-    problem: object, policy: Policy, *, n: int = 0, generator: torch.Generator | None = None
+    problem: object, policy: Policy, *, n: int = 0, generator: torch.Generator | None = None,
+    flow: Flow | None = None,
 ) -> Exploitability | None:
     r"""Exploitability of ``policy`` where mfgsolve can compute it; ``None`` elsewhere.
 
+    * A problem with its own ``exploitability(policy, m)`` method (e.g. exact dynamic programming on a grid,
+      as ``crowd-aversion`` has) is asked first, with the current ``flow`` (what a population-aware policy reads).
     * LQ problem, affine policy or mixture of affine policies: exact (both terms Gaussian expectations).
     * LQ problem, any other policy (a learned actor, a mixture of them), given ``n`` agents and a
       ``generator``: the policy's own flow :math:`m^\pi` by simulating the population (``n`` particles), the
@@ -171,6 +174,10 @@ def exploitability(
       Monte Carlo on common random numbers (each mixture component against the best response, ``n`` agents
       shared in proportion to the weights), with its standard error in ``se``.
     """
+    own = getattr(problem, "exploitability", None)
+    if callable(own) and flow is not None:
+        e = own(policy, flow)
+        return None if e is None else Exploitability(value=e.value, J_policy=e.J_policy, J_best=e.J_best)
     if not isinstance(problem, LQProblem):
         return None
     if isinstance(policy, AffinePolicy):

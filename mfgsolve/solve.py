@@ -234,7 +234,7 @@ def solve(
         step = m_next.means() - m.means()
         prev = st.history[-1].residual if st.history else None
         rate = running_rate([h.residual for h in st.history] + [residual])
-        expl = exploitability(problem, policy, n=eval_particles, generator=eval_generator)
+        expl = exploitability(problem, policy, n=eval_particles, generator=eval_generator, flow=m_next)
         rec = IterationRecord(
             iteration=k + 1,
             residual=residual,
@@ -285,7 +285,7 @@ def solve(
     residuals = [h.residual for h in history]
     last = history[-1]
     # the summary's exploitability: exact where it can be, else an accurate Monte-Carlo estimate of the final policy
-    expl = exploitability(problem, st.policy, n=final_eval_particles, generator=eval_generator)
+    expl = exploitability(problem, st.policy, n=final_eval_particles, generator=eval_generator, flow=st.m)
     summary = Summary(
         problem=getattr(problem, "name", type(problem).__name__),
         oracle=oracle.name,

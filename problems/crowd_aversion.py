@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mfgsolve import Flow, GridPotentialMFG, ParticleFlow, Policy, PotentialReference, SpecError, solve_potential
+from mfgsolve import Flow, GridPotentialMFG, MixturePolicy, ParticleFlow, Policy, PotentialReference, SpecError, solve_potential
 from mfgsolve import wasserstein
 from mfgsolve.reference.potential import GridExploitability, exploitability
 
@@ -174,6 +174,13 @@ class CrowdAversion:
     def grid_exploitability(self, policy: Policy, m: Flow) -> GridExploitability:
         """Exact (DP) exploitability on the grid of ``policy`` projected by :meth:`grid_policy`."""
         return exploitability(self.grid_model(), self.grid_policy(policy, m))
+
+    def exploitability(self, policy: Policy, m: Flow) -> GridExploitability | None:
+        """The solve loop's exploitability hook: exact DP on the grid (:meth:`grid_exploitability`); ``None``
+        for a mixture policy (fictitious play's average), whose per-agent component draw is not a grid policy."""
+        if isinstance(policy, MixturePolicy):
+            return None
+        return self.grid_exploitability(policy, m)
 
     def config(self) -> dict[str, Any]:
         return {"family": "crowd-aversion", "name": self.name, "params": dict(self.params)}
