@@ -33,6 +33,7 @@ References
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from typing import Literal
 
 import torch
@@ -82,7 +83,7 @@ def _points(m: Flow, t: int, base: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return mean + base.to(torch.float64) @ root.T, torch.full((k,), 1.0 / k, dtype=torch.float64)
 
 
-class PopulationEncoder(nn.Module):
+class PopulationEncoder(nn.Module, metaclass=ABCMeta):
     """Base class: a fixed description :meth:`raw` of ``m_t`` and a learned map :meth:`forward` to features.
 
     Parameters
@@ -104,9 +105,9 @@ class PopulationEncoder(nn.Module):
         self.register_buffer("loc", loc.detach().to(torch.float32).clone())
         self.register_buffer("scale", scale.detach().to(torch.float32).clone())
 
+    @abstractmethod
     def raw(self, m: Flow, t: int) -> torch.Tensor:
         """The fixed description of ``m_t`` (float32, no gradient)."""
-        raise NotImplementedError
 
     def raw_flow(self, m: Flow) -> torch.Tensor:
         """Descriptions of every marginal, stacked: ``(T+1, *raw_shape)``."""

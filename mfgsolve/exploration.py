@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import math
+from abc import ABC, abstractmethod
 from typing import Any, Callable
 
 import torch
@@ -47,7 +48,7 @@ __all__ = [
 
 NOISES: tuple[str, ...] = ("gaussian", "ou", "parameter", "population")
 
-class Exploration:
+class Exploration(ABC):
     """Base class: per-episode :meth:`reset`, per-step :meth:`explore`, optional :meth:`bonus` and :meth:`adapt`."""
 
     kind = "none"
@@ -60,13 +61,13 @@ class Exploration:
     def reset(self, n_agents: int, p: int, actor: nn.Module, generator: torch.Generator) -> None:
         """Start of an episode of ``n_agents`` agents."""
 
+    @abstractmethod
     def explore(self, a: torch.Tensor, *, actor_fn: Callable[[nn.Module], torch.Tensor], scale: float,
                 generator: torch.Generator) -> torch.Tensor:
         """Exploratory unit actions for the deterministic unit actions ``a`` ``(B, p)``.
 
         ``actor_fn(module)`` evaluates another actor (a perturbed copy) on the same inputs.
         """
-        raise NotImplementedError
 
     def bonus(self, x_next_std: torch.Tensor) -> torch.Tensor | None:
         """Reward bonus per transition from the standardised next states ``(B, n)``; ``None`` when there is none."""
