@@ -19,11 +19,13 @@ import ot
 import torch
 
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
+from mfgsolve.oracles.base import Oracle
+from mfgsolve.problem import Problem
 from mfgsolve.lq import LQProblem
 from mfgsolve.policies import AffinePolicy, MixturePolicy, Policy
 from mfgsolve.reference import lq as lqref
 
-__all__ = ["wasserstein", "flow_distance", "gaussian_w2", "mean_error", "exploitability", "Exploitability", "Method"]
+__all__ = ["wasserstein", "flow_distance", "gaussian_w2", "mean_error", "exploitability", "exploitability_by_oracle", "Exploitability", "Method"]
 
 Method = Literal["auto", "exact", "sliced"]
 
@@ -208,3 +210,25 @@ def _lq_exploitability_mc(problem: LQProblem, policy: Policy, n: int, generator:
         value += w * d.mean
         var += (w * d.se) ** 2
     return Exploitability(value=value, J_policy=br.cost + value, J_best=br.cost, se=math.sqrt(var))
+
+
+def exploitability_by_oracle(
+    problem: Problem, policy: Policy, oracle: Oracle, *, n: int, generator: torch.Generator
+) -> Exploitability:
+    r"""Exploitability against a strong learned best response, for problems with no exact one.
+
+    The population plays ``policy`` (its own flow :math:`m^\pi`, ``n`` particles); ``oracle`` (give it a long
+    budget, and state it) trains a best response to :math:`m^\pi`; the difference of costs is estimated on
+    common random numbers with ``n`` agents. Since the trained response is at best optimal, the value is a
+    **lower bound** on the true exploitability, up to its Monte-Carlo standard error ``se``.
+    """
+    from mfgsolve.evaluation import cost_difference, policy_cost
+    from mfgsolve.population import propagate
+
+    if isinstance(policy, MixturePolicy):
+        raise TypeError("exploitability_by_oracle takes a single policy (evaluate mixture components one by one)")
+    own = propagate(problem, policy, None, kind="particles", n=n, generator=generator)
+    best, _ = oracle.best_response(problem, own)
+    diff = cost_difference(problem, policy, best, own, n=n, generator=generator)
+    J_best = policy_cost(problem, best, own, n=n, generator=generator).mean
+    return Exploitability(value=diff.mean, J_policy=J_best + diff.mean, J_best=J_best, se=diff.se)
