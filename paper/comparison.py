@@ -61,10 +61,13 @@ def critic_costs(quick: bool) -> list[dict[str, Any]]:
     pb = mfg.load_problem("lq-1d")
     benches = [CriticBench(kind, pb, N, batch=256, hidden=64, seed=0)
                for kind, sizes in (("maddpg", Ns + extra[:-1]), ("mean-field", Ns + extra)) for N in sizes]
-    # interleaved rounds: a slow spell of the machine hits every N alike instead of one N's whole series
+    # interleaved rounds in a fresh random order each: a slow spell of the machine hits every N alike instead of
+    # one N's whole series, and no bench always follows the heaviest update (the first full run measured the
+    # mean-field N = 2 bench, which always came right after MADDPG's N = 512, 20% slower than the others)
+    order = np.random.default_rng(0)
     for _ in range(repeats):
-        for b in benches:
-            b.time_update()
+        for i in order.permutation(len(benches)):
+            benches[i].time_update()
     rows = []
     for b in benches:
         c = b.cost()
