@@ -325,6 +325,8 @@ class DDPGOracle:
     """
 
     name = "ddpg"
+    #: The training loop of one best response (a subclass may swap it, e.g. ``ddpg-nopop``'s evaluations).
+    _training: type[_Training]
 
     def __init__(self, config: DDPGConfig | None = None, **overrides: Any) -> None:
         base = config if config is not None else DDPGConfig()
@@ -380,7 +382,7 @@ class DDPGOracle:
         flow_id = self._next_flow
         self._next_flow += 1
         self._contexts[flow_id] = self._context(m, problem.T)
-        trainer = _Training(self, problem, m, flow_id, start)
+        trainer = self._training(self, problem, m, flow_id, start)
         stats = trainer.run()
         policy = self._policy()
         stats["seconds"] = time.perf_counter() - start
@@ -773,3 +775,6 @@ class _Training:
             "eval_seed": self.eval_seed,
             "evals": evals,
         }
+
+
+DDPGOracle._training = _Training

@@ -11,7 +11,6 @@ MF-MADDPG actor adapts to the population it sees, this one does not.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
@@ -19,9 +18,7 @@ import torch
 from mfgsolve.flows import Flow
 from mfgsolve.networks import Actor
 from mfgsolve.evaluation import rollout_costs
-from mfgsolve.oracles.base import BestResponseInfo
 from mfgsolve.oracles.ddpg import DDPGOracle, DDPGPolicy, _ActionMap, _FlowContext, _standardise, _Training
-from mfgsolve.replay import ReplayBuffer
 from mfgsolve.problem import Problem
 
 __all__ = ["NoPopDDPGOracle", "NoPopPolicy"]
@@ -70,36 +67,11 @@ class NoPopDDPGOracle(DDPGOracle):
     """
 
     name = "ddpg-nopop"
+    _training = _NoPopTraining
 
     def __init__(self, config: Any | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         self._frozen: _FlowContext | None = None
-
-    def best_response(self, problem: Problem, m: Flow, warm_start: Any | None = None) -> tuple[NoPopPolicy, BestResponseInfo]:
-        """As :meth:`DDPGOracle.best_response`, with the population inputs frozen (module docstring)."""
-        # The parent's sequence (warm start, replay, flow context, train, policy) with the population-blind
-        # trainer; DDPGOracle constructs its trainer by name, so the sequence is repeated here.
-        cfg, start = self.cfg, time.perf_counter()
-        self.calls += 1
-        warm = (cfg.warm_start and isinstance(warm_start, NoPopPolicy) and self._nets is not None
-                and self._dims == (problem.n, problem.p, problem.T))
-        if warm:
-            self._nets["actor"].load_state_dict(warm_start.actor.state_dict())  # type: ignore[index, union-attr]
-        else:
-            self._build(problem, m)
-        if not (warm and cfg.keep_replay):
-            self._replay = ReplayBuffer(cfg.replay_size, problem.n, problem.p)
-            self._contexts = {}
-        else:
-            live = self._replay.flows()  # type: ignore[union-attr]
-            self._contexts = {k: v for k, v in self._contexts.items() if k in live}
-        flow_id = self._next_flow
-        self._next_flow += 1
-        self._contexts[flow_id] = self._context(m, problem.T)
-        stats = _NoPopTraining(self, problem, m, flow_id, start).run()
-        policy = self._policy()
-        stats["seconds"] = time.perf_counter() - start
-        return policy, BestResponseInfo(seconds=stats["seconds"], value=stats["eval_J"], extra=stats)
 
     def _build(self, problem: Problem, m: Flow) -> None:
         super()._build(problem, m)
