@@ -69,6 +69,16 @@ def _positive_float(field: str):
     return parse
 
 
+def _recency(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--recency: must be a number >= 1, got {text!r}") from None
+    if not 1.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"--recency: must be a finite number >= 1, got {text!r}")
+    return value
+
+
 def _alpha(text: str) -> float:
     try:
         value = float(text)
@@ -119,6 +129,9 @@ def _parser() -> _Parser:
     s.add_argument("--oracle", default="ddpg", help=f"best-response oracle: {', '.join(ORACLES)} (default ddpg)")
     s.add_argument("--scheme", default="picard", help="picard | damped | fp (default picard)")
     s.add_argument("--alpha", type=_alpha, default=None, help="damping weight in (0, 1] for --scheme damped (default 0.5)")
+    s.add_argument("--recency", type=_recency, default=None,
+                   help="fictitious-play weights recency/(k+recency) for --scheme fp: 1 (default) is classical FP, "
+                        "larger weighs recent best responses more")
     s.add_argument("--iterations", type=_positive_int("--iterations"), default=None,
                    help=f"outer iteration budget (default {EXACT_DEFAULTS['iterations']} exact, {LEARNED_DEFAULTS['iterations']} learned)")
     s.add_argument("--tol", type=_positive_float("--tol"), default=None,
@@ -127,7 +140,8 @@ def _parser() -> _Parser:
     s.add_argument("--seed", type=_integer("--seed", 0), default=0, help="seed of the run's generators (default 0)")
     s.add_argument("--flow", choices=("gaussian", "particles"), default=None,
                    help="flow representation (default: gaussian for LQ with the exact oracle, else particles)")
-    s.add_argument("--particles", type=_positive_int("--particles"), default=4096, help="particles per flow (default 4096)")
+    s.add_argument("--particles", type=_positive_int("--particles"), default=None,
+                   help="particles per flow (default: the problem's own, 32768 for LQ problems, else 4096)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--resume", type=_out_dir, default=None, metavar="DIR",
                    help="continue the interrupted run in DIR (same arguments; instead of --out)")
@@ -219,7 +233,7 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
     from mfgsolve.schemes import make_scheme
     from mfgsolve.solve import solve
 
-    scheme = make_scheme(args.scheme, args.alpha)
+    scheme = make_scheme(args.scheme, args.alpha, args.recency)
     if args.oracle not in ORACLES:
         raise SpecError("--oracle", f"unknown oracle {args.oracle!r} (choose from {', '.join(ORACLES)})")
     if args.oracle == "exact" and not isinstance(problem, LQProblem):
@@ -244,6 +258,9 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
         oracle = _baseline(args.oracle, args.seed, args.quiet, budget)
     else:
         oracle = ExactLQOracle()
+    from mfgsolve.problem import default_particles
+
+    args.particles = default_particles(problem) if args.particles is None else args.particles
     source = {"problem": args.problem, "overrides": args.overrides}
     run_dir = args.resume if args.resume is not None else args.out
     kwargs = dict(

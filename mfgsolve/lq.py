@@ -191,6 +191,10 @@ class LQProblem:
 
     action_low: torch.Tensor | None = None
     action_high: torch.Tensor | None = None
+    particles: int = 32768
+    """Default flow size: the dynamics and costs read only the flow's mean, so particles are cheap, and the
+    sampling error of that mean is what a learned run's mean error cannot go below (about 0.5% of the
+    ``lq-1d`` mean scale at 32768 particles with the exact equilibrium policy; 1.6% at 4096)."""
 
     def __init__(self, coef: LQCoefficients, *, name: str = "lq", spec: Mapping[str, Any] | None = None) -> None:
         self.coef = coef

@@ -213,21 +213,25 @@ def _lq_exploitability_mc(problem: LQProblem, policy: Policy, n: int, generator:
 
 
 def exploitability_by_oracle(
-    problem: Problem, policy: Policy, oracle: Oracle, *, n: int, generator: torch.Generator
+    problem: Problem, policy: Policy, oracle: Oracle, *, n: int, generator: torch.Generator,
+    particles: int | None = None,
 ) -> Exploitability:
     r"""Exploitability against a strong learned best response, for problems with no exact one.
 
-    The population plays ``policy`` (its own flow :math:`m^\pi`, ``n`` particles); ``oracle`` (give it a long
-    budget, and state it) trains a best response to :math:`m^\pi`; the difference of costs is estimated on
-    common random numbers with ``n`` agents. Since the trained response is at best optimal, the value is a
-    **lower bound** on the true exploitability, up to its Monte-Carlo standard error ``se``.
+    The population plays ``policy`` (its own flow :math:`m^\pi`, ``particles`` particles: by default the
+    problem's own flow size); ``oracle`` (give it a long budget, and state it) trains a best response to
+    :math:`m^\pi`; the difference of costs is estimated on common random numbers with ``n`` agents facing
+    that flow. Since the trained response is at best optimal, the value is a **lower bound** on the true
+    exploitability, up to its Monte-Carlo standard error ``se``.
     """
     from mfgsolve.evaluation import cost_difference, policy_cost
     from mfgsolve.population import propagate
+    from mfgsolve.problem import default_particles
 
     if isinstance(policy, MixturePolicy):
         raise TypeError("exploitability_by_oracle takes a single policy (evaluate mixture components one by one)")
-    own = propagate(problem, policy, None, kind="particles", n=n, generator=generator)
+    size = default_particles(problem) if particles is None else particles
+    own = propagate(problem, policy, None, kind="particles", n=size, generator=generator)
     best, _ = oracle.best_response(problem, own)
     diff = cost_difference(problem, policy, best, own, n=n, generator=generator)
     J_best = policy_cost(problem, best, own, n=n, generator=generator).mean

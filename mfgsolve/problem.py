@@ -5,6 +5,13 @@ moves by :math:`x_{t+1} = f(t, x_t, a_t, m_t, \xi_t)` and earns :math:`r(t, x_t,
 :math:`t = 0, \dots, T-1` plus :math:`g(x_T, m_T)` at the end. ``m`` is the whole population flow
 (:class:`mfgsolve.flows.Flow`); a problem reads what it needs of it (``m.mean(t)``, ``m.mean(t + 1)``,
 ``m.density(t, points)``...). Rewards are maximised; the LQ family's costs enter with a minus sign.
+
+Optional members, looked up with ``getattr`` (a problem without them works):
+
+* ``exploitability(policy, m)``: the problem's own exact exploitability (see :func:`mfgsolve.exploitability`);
+* ``particles``: the flow size its particle flows need by default (:data:`DEFAULT_PARTICLES` otherwise). A
+  problem that reads only a few moments of ``m`` can afford many particles, and needs them for accurate
+  moments; one that sums kernels over all particles pays for each.
 """
 
 from __future__ import annotations
@@ -16,7 +23,16 @@ import torch
 if TYPE_CHECKING:
     from mfgsolve.flows import Flow
 
-__all__ = ["Problem"]
+__all__ = ["Problem", "DEFAULT_PARTICLES", "default_particles"]
+
+#: Particles per flow for a problem that does not say (its ``particles`` attribute).
+DEFAULT_PARTICLES = 4096
+
+
+def default_particles(problem: object) -> int:
+    """The problem's own default flow size (its ``particles`` attribute), else :data:`DEFAULT_PARTICLES`."""
+    n = getattr(problem, "particles", None)
+    return int(n) if isinstance(n, int) and n > 0 else DEFAULT_PARTICLES
 
 
 @runtime_checkable

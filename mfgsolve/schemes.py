@@ -6,10 +6,16 @@ r"""Outer schemes: one update, a weight schedule :math:`w_k` and a policy-averag
 * Damped(:math:`\alpha`): :math:`w_k = \alpha`, the policy is the last best response;
 * FictitiousPlay: :math:`w_k = 1/(k+1)`, so :math:`m^{k+1}` is the average of :math:`\mu(\pi^0..\pi^k)`, and the
   policy is the uniform mixture of :math:`\pi^0..\pi^k` (Cardaliaguet & Hadikhanloo 2017; Perrin et al. 2020).
+  With ``recency`` :math:`c \ge 1` the weights are :math:`w_k = c/(k+c)`: the average then weighs the
+  :math:`j`-th best response like :math:`(j+1)^{c-1}` (polynomial-decay averaging), still with
+  :math:`w_k \to 0` and :math:`\sum_k w_k = \infty` (generalised weakened fictitious play, Leslie & Collins
+  2006). On a linear map with largest real eigenvalue :math:`\lambda < 1` the error decays like
+  :math:`k^{-c(1-\lambda)}` instead of :math:`k^{-(1-\lambda)}`; ``recency=1`` (the default) is classical FP.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
@@ -79,13 +85,25 @@ class Damped(Scheme):
 
 @dataclass(frozen=True)
 class FictitiousPlay(Scheme):
-    """Fictitious play: weights ``1/(k+1)`` on flows and policies (the average policy is kept)."""
+    """Fictitious play: weights ``recency/(k+recency)`` on flows and policies (the average policy is kept).
 
+    ``recency=1`` is classical fictitious play (uniform averages); larger values weigh recent best responses
+    more (``2``: linearly in their index) and converge faster on contractive games.
+    """
+
+    recency: float = 1.0
     name: ClassVar[str] = "fp"
     average_policy: ClassVar[bool] = True
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.recency, (int, float)) and 1.0 <= self.recency < math.inf):
+            raise SpecError("recency", f"must be a finite number >= 1, got {self.recency!r}")
+
     def weight(self, k: int) -> float:
-        return 1.0 / (k + 1)
+        return float(self.recency) / (k + self.recency)
+
+    def config(self) -> dict[str, object]:
+        return {"name": self.name, "recency": self.recency}
 
     @property
     def decreasing(self) -> bool:
@@ -95,14 +113,16 @@ class FictitiousPlay(Scheme):
 SCHEMES = ("picard", "damped", "fp")
 
 
-def make_scheme(name: str, alpha: float | None = None) -> Scheme:
-    """Scheme by CLI name; ``alpha`` only for ``damped`` (default 0.5)."""
+def make_scheme(name: str, alpha: float | None = None, recency: float | None = None) -> Scheme:
+    """Scheme by CLI name; ``alpha`` only for ``damped`` (default 0.5), ``recency`` only for ``fp`` (default 1)."""
     if name not in SCHEMES:
         raise SpecError("--scheme", f"unknown scheme {name!r} (choose from {', '.join(SCHEMES)})")
     if alpha is not None and name != "damped":
         raise SpecError("--alpha", "applies only to --scheme damped")
+    if recency is not None and name != "fp":
+        raise SpecError("--recency", "applies only to --scheme fp")
     if name == "picard":
         return Picard()
     if name == "fp":
-        return FictitiousPlay()
+        return FictitiousPlay(1.0 if recency is None else recency)
     return Damped(0.5 if alpha is None else alpha)

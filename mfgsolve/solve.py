@@ -26,7 +26,7 @@ from mfgsolve.metrics import Method, exploitability, flow_distance, mean_error
 from mfgsolve.oracles.base import Oracle
 from mfgsolve.policies import Policy
 from mfgsolve.population import FlowKind, propagate, static_flow
-from mfgsolve.problem import Problem
+from mfgsolve.problem import Problem, default_particles
 from mfgsolve.results import (
     IterationRecord,
     SolveResult,
@@ -107,7 +107,7 @@ def solve(
     iterations: int = 100,
     tol: float = 1e-10,
     flow: FlowKind | None = None,
-    particles: int = 4096,
+    particles: int | None = None,
     seed: int = 0,
     initial_flow: Flow | None = None,
     metric: Method = "auto",
@@ -135,8 +135,9 @@ def solve(
     flow : {"gaussian", "particles"}, optional
         Flow representation; default ``"gaussian"`` (exact) for an LQ problem with the exact oracle, else
         ``"particles"``.
-    particles : int
-        Particles per flow (``flow="particles"``); mixtures are resampled back to this size.
+    particles : int, optional
+        Particles per flow (``flow="particles"``); mixtures are resampled back to this size. Default: the
+        problem's ``particles`` attribute (32768 for LQ problems), else 4096.
     seed : int
         Seeds the one ``torch.Generator`` (particles, mixture draws) and ``numpy.random.Generator``
         (Wasserstein subsampling) of the run.
@@ -175,6 +176,7 @@ def solve(
         raise ValueError("tol must be positive")
     if resume and run_dir is None:
         raise ValueError("resume needs the run_dir of the interrupted run")
+    particles = default_particles(problem) if particles is None else particles
     if flow is None:
         flow = "gaussian" if isinstance(problem, LQProblem) and oracle.name == "exact" else "particles"
     config = {

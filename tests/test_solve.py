@@ -110,6 +110,30 @@ def test_fictitious_play_rate_is_a_power_law():
     assert len(pic.history) < 60 and fp.summary.mean_error > 1e3 * pic.summary.mean_error
 
 
+@pytest.mark.parametrize("recency", [2.0, 3.0])
+def test_fictitious_play_with_recency_c_decays_like_k_to_the_minus_c_one_minus_lambda(recency):
+    # weights c/(k+c): the slowest mode decays like prod_j (1 - c(1-lam)/(j+c)) ~ k^-c(1-lam)
+    pb = CONTRACTIVE["lq-1d"]
+    lam = np.max(np.linalg.eigvals(pb.reference().M).real)
+    fp = _run(pb, mfg.FictitiousPlay(recency), iterations=400, tol=1e-14)
+    assert fp.config["scheme"] == {"name": "fp", "recency": recency}
+    gaps = np.array([h.gap for h in fp.history])
+    k = np.arange(1, gaps.size + 1)
+    slope = np.polyfit(np.log(k[100:]), np.log(gaps[100:]), 1)[0]
+    assert slope == pytest.approx(-recency * (1 - lam), rel=0.05)
+    # the average weighs the j-th best response like (j+1)^(c-1): for c = 2, linearly (weights 2(j+1)/(k(k+1)))
+    short = _run(pb, mfg.FictitiousPlay(recency), iterations=6)
+    w = np.asarray(short.policy.weights)
+    if recency == 2.0:
+        np.testing.assert_allclose(w, 2 * np.arange(1, 7) / (6 * 7), rtol=1e-12)
+    assert np.all(np.diff(w) > 0) and w.sum() == pytest.approx(1.0)
+
+
+def test_fictitious_play_rejects_recency_below_one():
+    with pytest.raises(mfg.SpecError, match="recency"):
+        mfg.FictitiousPlay(0.5)
+
+
 def test_fp_policy_is_the_average_and_its_exploitability_decreases():
     res = _run(CONTRACTIVE["lq-1d"], mfg.FictitiousPlay(), iterations=50)
     assert isinstance(res.policy, mfg.MixturePolicy) and len(res.policy.components) == 50
@@ -138,3 +162,15 @@ def test_run_files_round_trip(tmp_path):
     np.testing.assert_array_equal(run.flow["mean"], res.flow.means().numpy())
     assert run.config["scheme"] == {"name": "damped", "alpha": 0.5}
     assert run.config["environment"]["torch"]
+
+
+def test_flow_size_defaults_to_the_problems_own():
+    # LQ problems read only the flow's mean: many particles are cheap and keep its sampling error small;
+    # kernel-sum problems pay per particle and ask for fewer; anything else gets DEFAULT_PARTICLES.
+    from mfgsolve.problem import DEFAULT_PARTICLES, default_particles
+
+    assert default_particles(mfg.load_problem("lq-1d")) == 32768
+    assert default_particles(mfg.load_problem("crowd-navigation")) == 1000
+    assert default_particles(object()) == DEFAULT_PARTICLES == 4096
+    res = mfg.solve(mfg.load_problem("lq-1d"), ORACLE, flow="particles", iterations=2, progress=False)
+    assert res.config["particles"] == 32768 and res.flow.size == 32768
