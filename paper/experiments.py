@@ -169,7 +169,7 @@ def e1_fp_recency(quick: bool) -> None:
     _save_table(rows, "e1_fp_recency", cmd,
                 "Fictitious play with weights c/(k+c) on lq-1d, exact oracle: first iteration from which the mean "
                 "error stays <= 2\\% and the relative exploitability <= 1\\% (empty: not within the budget), and "
-                "the log-log slope of the mean error against k^{-c(1-lambda)}.")
+                "the log-log slope of the mean error against $k^{-c(1-\\lambda)}$.")
 
 
 # ----------------------------------------------------------------------------------------------- E2, E3
