@@ -42,7 +42,7 @@ def test_nplayer_game_reads_the_empirical_mean(lq):
     _, r, done = game.step(a, torch.Generator().manual_seed(1))
     # lq-1d, zero action: stage cost (x - H m_t)^2 with H = 0.5 and m_t the mean of the game's three agents
     expect = (x0 - 0.5 * x0.mean(dim=1, keepdim=True))[..., 0] ** 2
-    assert torch.allclose(-r, expect, rtol=1e-12) and not done  # exact arithmetic, float64 rounding only
+    assert torch.allclose(-r, expect, rtol=1e-12) and not done  # same formula: a few float64 ulps (~1e-16 rel.)
 
 
 def test_epsilon_nash_tends_to_the_mfg(lq):

@@ -119,7 +119,7 @@ def test_cli_writes_the_reference_files(tmp_path, capsys):
     assert len(data["mean"]) == 11 and data["potential"] > 0
     arrays = np.load(tmp_path / "reference.npz")
     assert arrays["density"].shape == (11, 41)
-    assert np.allclose(arrays["density"].sum(1), 1.0, rtol=0, atol=1e-12)  # probabilities on the grid
+    assert np.allclose(arrays["density"].sum(1), 1.0, rtol=0, atol=1e-12)  # stochastic m0/rows: 10 x 41-term rounding
     mean = np.asarray(data["mean"])[:, 0]
     assert np.allclose(arrays["density"] @ arrays["grid"], mean, rtol=0, atol=1e-12)  # JSON floats round-trip
 
