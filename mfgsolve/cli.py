@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 from mfgsolve.errors import NoEquilibriumError, SpecError
 
@@ -56,37 +56,26 @@ def _positive_int(field: str):
     return _integer(field, 1)
 
 
-def _positive_float(field: str):
+def _float_in(field: str, accept: Callable[[float], bool], what: str):
+    """An argparse type: a float that ``accept`` admits, else one line naming ``field`` and saying ``what``."""
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{field}: must be a positive number, got {text!r}") from None
-        if not value > 0 or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"{field}: must be a positive number, got {text!r}")
+            value = float("nan")
+        if not accept(value):  # NaN is never admitted
+            raise argparse.ArgumentTypeError(f"{field}: must be {what}, got {text!r}")
         return value
 
     return parse
 
 
-def _recency(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--recency: must be a number >= 1, got {text!r}") from None
-    if not 1.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"--recency: must be a finite number >= 1, got {text!r}")
-    return value
+def _positive_float(field: str):
+    return _float_in(field, lambda v: 0 < v < float("inf"), "a positive number")
 
 
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--alpha: must be a number in (0, 1], got {text!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"--alpha: must lie in (0, 1], got {text!r}")
-    return value
+_alpha = _float_in("--alpha", lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
+_recency = _float_in("--recency", lambda v: 1.0 <= v < float("inf"), "a finite number >= 1")
 
 
 def _parse_sets(items: Sequence[str]) -> dict[str, Any]:

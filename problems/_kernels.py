@@ -17,7 +17,12 @@ import torch
 
 from mfgsolve import Flow, GaussianFlow, ParticleFlow
 
-__all__ = ["kernel_sum", "kernel_density"]
+__all__ = ["kernel_sum", "kernel_density", "KERNEL_PARTICLES"]
+
+#: Default flow size of the problems that read their flow by kernel sums (their ``particles`` attribute): every
+#: step sums a kernel over all of the flow's particles for each agent, so a best response costs linearly more
+#: with it (mfgsolve's general default of 4096 is four times slower).
+KERNEL_PARTICLES = 1000
 
 #: Points x particles per chunk: bounds the temporary (batch, N) matrix to 32 MB in float64.
 _CHUNK_ENTRIES = 4_000_000

@@ -51,7 +51,7 @@ from mfgsolve import Flow, GridPotentialMFG, MixturePolicy, ParticleFlow, Policy
 from mfgsolve import wasserstein
 from mfgsolve.reference.potential import GridExploitability, exploitability
 
-from problems._kernels import kernel_sum
+from problems._kernels import KERNEL_PARTICLES, kernel_sum
 from problems._params import integer, merge, number
 
 __all__ = ["DEFAULTS", "CrowdAversion", "crowd_aversion", "grid_model"]
@@ -103,9 +103,7 @@ class CrowdAversion:
 
     n = 1
     p = 1
-    particles = 1000
-    """Default flow size: every step sums a Gaussian kernel over all of the flow's particles for each agent,
-    so the cost of a best response grows linearly with it (mfgsolve's default of 4096 is four times slower)."""
+    particles = KERNEL_PARTICLES
 
     def __init__(self, params: dict[str, Any], name: str = "crowd-aversion") -> None:
         self.params = dict(params)

@@ -46,7 +46,7 @@ import torch
 
 from mfgsolve import Flow
 
-from problems._kernels import kernel_density
+from problems._kernels import KERNEL_PARTICLES, kernel_density
 from problems._params import integer, merge, number, vector
 
 __all__ = ["DEFAULTS", "CrowdNavigation", "crowd_navigation"]
@@ -69,9 +69,7 @@ class CrowdNavigation:
 
     n = 2
     p = 2
-    particles = 1000
-    """Default flow size: every step sums a Gaussian kernel over all of the flow's particles for each agent,
-    so the cost of a best response grows linearly with it (mfgsolve's default of 4096 is four times slower)."""
+    particles = KERNEL_PARTICLES
 
     def __init__(self, params: dict[str, Any], name: str = "crowd-navigation") -> None:
         self.params = dict(params)

@@ -43,7 +43,7 @@ import torch
 
 from mfgsolve import Flow, SpecError
 
-from problems._kernels import kernel_density
+from problems._kernels import KERNEL_PARTICLES, kernel_density
 from problems._params import integer, merge, number
 
 __all__ = ["DEFAULTS", "TrafficFlow", "traffic_flow"]
@@ -76,9 +76,7 @@ class TrafficFlow:
 
     n = 2
     p = 1
-    particles = 1000
-    """Default flow size: every step sums a Gaussian kernel over all of the flow's particles for each agent,
-    so the cost of a best response grows linearly with it (mfgsolve's default of 4096 is four times slower)."""
+    particles = KERNEL_PARTICLES
 
     def __init__(self, params: dict[str, Any], name: str = "traffic-flow") -> None:
         self.params = dict(params)
