@@ -194,12 +194,25 @@ def exploitability(
 
 
 def _lq_exploitability_mc(problem: LQProblem, policy: Policy, n: int, generator: torch.Generator) -> Exploitability:
-    from mfgsolve.evaluation import cost_difference
     from mfgsolve.population import propagate
 
     own = propagate(problem, policy, None, kind="particles", n=n, generator=generator)
     br = lqref.best_response(problem.coef, own.means().detach().cpu().double().numpy(), problem.riccati)
     best = AffinePolicy(br.K, br.k)
+    value, se = _gap_to(problem, policy, best, own, n=n, generator=generator)
+    return Exploitability(value=value, J_policy=br.cost + value, J_best=br.cost, se=se)
+
+
+def _gap_to(
+    problem: Problem, policy: Policy, best: Policy, own: Flow, *, n: int, generator: torch.Generator
+) -> tuple[float, float]:
+    """:math:`J(\pi \mid m) - J(\text{best} \mid m)` and its standard error, on common random numbers.
+
+    A mixture is its components' weighted average: each component against ``best``, with the ``n`` agents
+    shared in proportion to the weights (at least two each).
+    """
+    from mfgsolve.evaluation import cost_difference
+
     if isinstance(policy, MixturePolicy):
         comps, weights = list(policy.components), list(policy.weights)
     else:
@@ -209,7 +222,7 @@ def _lq_exploitability_mc(problem: LQProblem, policy: Policy, n: int, generator:
         d = cost_difference(problem, comp, best, own, n=max(2, round(n * w)), generator=generator)
         value += w * d.mean
         var += (w * d.se) ** 2
-    return Exploitability(value=value, J_policy=br.cost + value, J_best=br.cost, se=math.sqrt(var))
+    return value, math.sqrt(var)
 
 
 def exploitability_by_oracle(
@@ -222,17 +235,16 @@ def exploitability_by_oracle(
     problem's own flow size); ``oracle`` (give it a long budget, and state it) trains a best response to
     :math:`m^\pi`; the difference of costs is estimated on common random numbers with ``n`` agents facing
     that flow. Since the trained response is at best optimal, the value is a **lower bound** on the true
-    exploitability, up to its Monte-Carlo standard error ``se``.
+    exploitability, up to its Monte-Carlo standard error ``se``. A mixture (fictitious play's average policy)
+    is the weighted average of its components' gaps, the ``n`` agents shared in proportion to the weights.
     """
-    from mfgsolve.evaluation import cost_difference, policy_cost
+    from mfgsolve.evaluation import policy_cost
     from mfgsolve.population import propagate
     from mfgsolve.problem import default_particles
 
-    if isinstance(policy, MixturePolicy):
-        raise TypeError("exploitability_by_oracle takes a single policy (evaluate mixture components one by one)")
     size = default_particles(problem) if particles is None else particles
     own = propagate(problem, policy, None, kind="particles", n=size, generator=generator)
     best, _ = oracle.best_response(problem, own)
-    diff = cost_difference(problem, policy, best, own, n=n, generator=generator)
+    value, se = _gap_to(problem, policy, best, own, n=n, generator=generator)
     J_best = policy_cost(problem, best, own, n=n, generator=generator).mean
-    return Exploitability(value=diff.mean, J_policy=J_best + diff.mean, J_best=J_best, se=diff.se)
+    return Exploitability(value=value, J_policy=J_best + value, J_best=J_best, se=se)
