@@ -23,6 +23,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import mfgsolve as mfg
+from mfgsolve.cli import LEARNED_DEFAULTS
 
 HERE = Path(__file__).resolve().parent
 FIGURES, TABLES = HERE / "figures", HERE / "tables"
@@ -177,14 +178,16 @@ RUNS = HERE / "runs"
 SPEC_2D = HERE.parent / "bench" / "lq_2d_cross.toml"
 
 
-def _learned_run(problem: str, scheme: mfg.Scheme, *, seed: int, iterations: int, br_seconds: float,
-                 quick: bool, tag: str) -> mfg.SolveResult:
-    """One DDPG fixed-point run, saved under ``paper/runs/<tag>`` (a run directory like the CLI's)."""
+def _learned_run(problem: str, scheme: mfg.Scheme, *, seed: int, iterations: int, quick: bool,
+                 tag: str) -> mfg.SolveResult:
+    """One DDPG fixed-point run with the CLI's learned defaults (``mfgsolve solve PROBLEM --scheme S --seed s``:
+    2000 updates per best response, tol 1e-3), saved under ``paper/runs/<tag>`` (a run directory like the CLI's).
+    """
     pb = mfg.load_problem(str(SPEC_2D) if problem == "lq-2d" else problem)
-    budget = {"updates": 200, "eval_every": 100} if quick else {"seconds": br_seconds, "updates": None}
+    budget = {"updates": 200, "eval_every": 100} if quick else {"updates": LEARNED_DEFAULTS["br_updates"]}
     oracle = mfg.DDPGOracle(seed=seed, progress=False, **budget)
     return mfg.solve(
-        pb, oracle, scheme=scheme, iterations=iterations, tol=1e-6, seed=seed, progress=False,
+        pb, oracle, scheme=scheme, iterations=iterations, tol=LEARNED_DEFAULTS["tol"], seed=seed, progress=False,
         eval_particles=2000 if not quick else 500, final_eval_particles=100_000 if not quick else 5000,
         run_dir=RUNS / tag, metadata={"source": {"problem": problem, "overrides": {}}},
     )
@@ -210,23 +213,26 @@ def _ci95(values: Sequence[float]) -> tuple[float, float]:
 def e2_accuracy(quick: bool) -> None:
     """DDPG best responses under fictitious play, damping and Picard against the exact LQ equilibrium.
 
-    Equal wall budget per run for every scheme: Picard and damped take fewer, longer best responses, FP more,
-    shorter ones (its average smooths their noise). Relative exploitability is a Monte-Carlo estimate (2000
-    agents per iteration, 100000 at the end) against the exact best response; mean error is exact.
+    Every run is the CLI's default learned run (``mfgsolve solve PROBLEM --scheme S --seed s``): 15 best
+    responses of 2000 updates, damped alpha = 0.5, FP with the learned recency 6. Relative exploitability is a
+    Monte-Carlo estimate (2000 agents per iteration, 100000 at the end) against the exact best response; mean
+    error is exact.
     """
     seeds = [0, 1] if quick else [0, 1, 2, 3, 4]
-    plans = {  # scheme -> (iterations, seconds per best response)
-        "picard": (mfg.Picard(), 10, 10.0), "damped": (mfg.Damped(0.5), 10, 10.0), "fp": (mfg.FictitiousPlay(), 25, 4.0),
+    plans = {  # scheme -> (scheme, iterations)
+        "picard": (mfg.Picard(), LEARNED_DEFAULTS["iterations"]),
+        "damped": (mfg.Damped(0.5), LEARNED_DEFAULTS["iterations"]),
+        "fp": (mfg.FictitiousPlay(LEARNED_DEFAULTS["fp_recency"]), LEARNED_DEFAULTS["iterations"]),
     }
     problems = ["lq-1d"] if quick else ["lq-1d", "lq-2d"]
     rows: list[dict[str, Any]] = []
     fig = Figure(figsize=(11, 3.6 * len(problems)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(problems), 2))
     for row_axes, problem in zip(axes, problems):
-        for name, (scheme, iters, secs) in plans.items():
+        for name, (scheme, iters) in plans.items():
             iters = 2 if quick else iters
             results = [
-                _learned_run(problem, scheme, seed=s, iterations=iters, br_seconds=secs, quick=quick,
+                _learned_run(problem, scheme, seed=s, iterations=iters, quick=quick,
                              tag=f"e2-{problem}-{name}-seed{s}" + ("-quick" if quick else ""))
                 for s in seeds
             ]
@@ -238,7 +244,8 @@ def e2_accuracy(quick: bool) -> None:
             fe, fe_ci = _ci95([r.summary.relative_exploitability for r in results])
             fm, fm_ci = _ci95([r.summary.mean_error for r in results])
             rows.append({
-                "problem": problem, "scheme": name, "iterations": iters, "br_seconds": secs if not quick else None,
+                "problem": problem, "scheme": name, "iterations": iters,
+                "br_updates": 200 if quick else LEARNED_DEFAULTS["br_updates"],
                 "seeds": len(seeds), "rel_exploitability": fe, "ci95": fe_ci, "mean_error": fm, "ci95_": fm_ci,
                 "wall_s": float(np.mean([r.summary.wall_seconds for r in results])),
             })

@@ -124,3 +124,16 @@ def test_no_equilibrium_is_a_clean_error(capsys, tmp_path):
     spec = tmp_path / "degenerate.toml"
     spec.write_text('family = "lq"\nT = 1\nA = 1.0\nB = 1.0\nR = 1.0\nST = -1.0\nmu0 = 1.0\n')
     _bad(["reference", str(spec), "--out", "OUT"], capsys, tmp_path, "equilibrium")
+
+
+@pytest.mark.parametrize(("oracle", "extra", "recency"), [
+    ("exact", [], 1.0),  # classical FP: the rate the theory section measures
+    ("ddpg", ["--br-updates", "3", "--particles", "64"], 6.0),  # the learned default (15 best responses)
+    ("ddpg", ["--br-updates", "3", "--particles", "64", "--recency", "2"], 2.0),  # an explicit choice wins
+])
+def test_fp_recency_default_depends_on_the_oracle(oracle, extra, recency, tmp_path):
+    args = ["solve", "lq-1d", "--oracle", oracle, "--scheme", "fp", "--iterations", "1", "--quiet",
+            "--out", str(tmp_path / "run"), *extra]
+    assert main(args) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["scheme"] == {"name": "fp", "recency": recency}
