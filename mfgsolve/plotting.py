@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from mfgsolve.results import RunFiles, load_run
 
-__all__ = ["plot_residuals", "plot_series", "plot_mean_flow", "plot_marginals", "plot_run"]
+__all__ = ["plot_residuals", "plot_series", "plot_mean_flow", "plot_marginals", "plot_snapshots", "plot_run"]
 
 
 def _column(history: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -104,6 +104,24 @@ def plot_marginals(
     return ax
 
 
+def plot_snapshots(flow: dict[str, np.ndarray], ax: Axes, times: Sequence[int], *, points: int = 600) -> Axes:
+    """A 2-D particle flow as scatter plots at ``times``, one colour per time.
+
+    At most ``points`` particles per time (evenly spaced in storage order, a deterministic subsample), each
+    drawn with an area proportional to its weight.
+    """
+    for t in times:
+        x, w = flow["particles"][t], flow["weights"][t]
+        idx = np.unique(np.linspace(0, x.shape[0] - 1, min(points, x.shape[0])).round().astype(int))
+        size = 3.0 * w[idx] * x.shape[0]
+        ax.scatter(x[idx, 0], x[idx, 1], s=size, alpha=0.5, label=f"t={t}")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(loc="best", fontsize=7, markerscale=3)
+    return ax
+
+
 def plot_run(directory: str | Path, reference: Any | None = None) -> list[Path]:
     """Write ``convergence.{png,pdf}`` and ``flow.{png,pdf}`` into the run directory; return their paths.
 
@@ -128,12 +146,15 @@ def plot_run(directory: str | Path, reference: Any | None = None) -> list[Path]:
     plot_series(run.history, "mean_error", axes[2], label="mean error vs exact")
     conv.suptitle(f"{title} | diagnosis: {run.summary['diagnosis']}", fontsize=9)
 
-    fl = Figure(figsize=(9, 3.6), layout="constrained")
-    a0, a1 = fl.subplots(1, 2)
+    planar = "particles" in run.flow and run.flow["particles"].shape[-1] == 2
+    fl = Figure(figsize=(14 if planar else 9, 3.6), layout="constrained")
+    a0, a1, *rest = fl.subplots(1, 3 if planar else 2)
     ref_mean = getattr(reference, "mean", None)
     plot_mean_flow(run.flow["mean"], a0, ref_mean if isinstance(ref_mean, np.ndarray) and ref_mean.shape == run.flow["mean"].shape else None)
     T = run.flow["mean"].shape[0] - 1
     plot_marginals(run.flow, a1, sorted({0, T // 2, T}), reference if hasattr(reference, "cov") else None)
+    if planar:  # a crowd in the plane: where the particles are, not only the first coordinate
+        plot_snapshots(run.flow, rest[0], sorted({0, T // 4, T // 2, 3 * T // 4, T}))
     fl.suptitle(title, fontsize=9)
 
     paths = []
