@@ -206,7 +206,7 @@ def _lq_exploitability_mc(problem: LQProblem, policy: Policy, n: int, generator:
 def _gap_to(
     problem: Problem, policy: Policy, best: Policy, own: Flow, *, n: int, generator: torch.Generator
 ) -> tuple[float, float]:
-    """:math:`J(\pi \mid m) - J(\text{best} \mid m)` and its standard error, on common random numbers.
+    r""":math:`J(\pi \mid m) - J(\text{best} \mid m)` and its standard error, on common random numbers.
 
     A mixture is its components' weighted average: each component against ``best``, with the ``n`` agents
     shared in proportion to the weights (at least two each).

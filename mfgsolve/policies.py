@@ -25,6 +25,29 @@ class Policy(ABC):
         """The policy as played by a population of ``n`` particles (a mixture draws each particle's component)."""
         return self
 
+    def bind(self, m: Flow) -> Policy:
+        r"""The Markov policy :math:`\pi(t, x) = \pi(t, x, m)` that this one plays against the frozen flow ``m``.
+
+        A best response to ``m`` is a strategy for that flow: played against any other flow (its own flow in an
+        exploitability, a later flow inside fictitious play's average), it keeps acting as it did against
+        ``m``; a population-aware network read at a flow it was never trained on would act arbitrarily. The
+        outer loop binds every best response to the flow it answered. Default: a wrapper holding ``m``;
+        policies that read no flow return themselves, learned ones keep only what they read of ``m``.
+        """
+        return _Bound(self, m)
+
+
+@dataclass(frozen=True, eq=False)
+class _Bound(Policy):
+    inner: Policy
+    m: Flow
+
+    def act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
+        return self.inner.act(t, x, self.m)
+
+    def bind(self, m: Flow) -> Policy:
+        return self
+
 
 @dataclass(frozen=True, eq=False)
 class AffinePolicy(Policy):
@@ -37,6 +60,9 @@ class AffinePolicy(Policy):
         K = torch.as_tensor(self.K[t], dtype=x.dtype, device=x.device)
         k = torch.as_tensor(self.k[t], dtype=x.dtype, device=x.device)
         return -(x @ K.T) - k
+
+    def bind(self, m: Flow) -> Policy:
+        return self  # reads no flow
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,6 +96,9 @@ class MixturePolicy(Policy):
 
     def act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
         raise TypeError("a mixture acts per particle: call for_population(n, generator) first")
+
+    def bind(self, m: Flow) -> Policy:
+        return MixturePolicy(tuple(c.bind(m) for c in self.components), self.weights)
 
     def for_population(self, n: int, generator: torch.Generator) -> Policy:
         probs = torch.tensor(self.weights, dtype=torch.float64)

@@ -167,7 +167,9 @@ def solve(
     Returns
     -------
     SolveResult
-        ``history`` (one :class:`IterationRecord` per iteration), ``summary``, final ``flow`` and ``policy``.
+        ``history`` (one :class:`IterationRecord` per iteration), ``summary``, final ``flow`` and ``policy``:
+        the last best response (Picard, damped) or fictitious play's mixture of them, each bound to the flow it
+        answered (:meth:`Policy.bind`), so that exploitabilities evaluate the strategies that were computed.
     """
     scheme = Picard() if scheme is None else scheme
     if iterations < 1:
@@ -227,7 +229,8 @@ def solve(
         k, m = st.k, st.m
         pi, info = oracle.best_response(problem, m, warm_start=st.warm)
         mu = propagate(problem, pi, m, kind=flow, n=particles, generator=generator)
-        m_next, policy = scheme.update(k, m, mu, pi, st.policy)
+        # the response is a strategy against m: bound to it, it stays one inside averages and evaluations
+        m_next, policy = scheme.update(k, m, mu, pi.bind(m), st.policy)
         if isinstance(m_next, ParticleFlow) and m_next.size > particles:
             m_next = m_next.resample(particles, generator)
 

@@ -185,6 +185,28 @@ def test_solve_with_ddpg_oracle_runs_and_warm_starts() -> None:
     assert all(np.isfinite(h.residual) for h in res.history)
 
 
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_bound_policy_acts_as_against_its_flow(encoder: str) -> None:
+    # a best response is a strategy against the flow it answered: bound to m, it ignores the flow it is shown
+    pb = lq_2d()
+    m, other = particle_flow(pb), mfg.static_flow(pb, kind="particles", n=64, generator=torch.Generator().manual_seed(1))
+    pi, _ = DDPGOracle(**{**TINY, "encoder": encoder}).best_response(pb, m)
+    bound = pi.bind(m)
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    for t in range(pb.T):
+        assert torch.equal(bound.act(t, x, other), pi.act(t, x, m))
+    assert not torch.equal(pi.act(1, x, other), pi.act(1, x, m))  # the unbound actor does read the flow
+    assert bound.bind(other) is bound
+
+
+def test_fictitious_play_mixes_bound_responses() -> None:
+    pb = mfg.load_problem("lq-1d", {"T": 3})
+    res = mfg.solve(pb, DDPGOracle(**TINY), scheme=mfg.FictitiousPlay(2.0), iterations=3, particles=128,
+                    progress=False)
+    assert isinstance(res.policy, mfg.MixturePolicy) and len(res.policy.components) == 3
+    assert all(type(c).__name__ == "MarkovDDPGPolicy" for c in res.policy.components)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_lq_1d_within_two_percent_in_20000_updates(seed: int) -> None:

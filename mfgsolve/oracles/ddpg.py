@@ -65,7 +65,7 @@ from mfgsolve.policies import Policy
 from mfgsolve.problem import Problem
 from mfgsolve.replay import ReplayBuffer, ReplaySample
 
-__all__ = ["DDPGConfig", "DDPGOracle", "DDPGPolicy"]
+__all__ = ["DDPGConfig", "DDPGOracle", "DDPGPolicy", "MarkovDDPGPolicy"]
 
 _GENERATORS = ("init", "rollout", "replay", "noise", "eval")
 
@@ -249,6 +249,26 @@ class _ActionMap:
         return u.clamp(-1.0, 1.0) if self.bounded else u
 
 
+@dataclass
+class _FlowContext:
+    """What the trainer reads of one frozen flow: standardisation per ``t`` and encoder descriptions."""
+
+    mean: torch.Tensor  # (T+1, n) float64
+    std: torch.Tensor  # (T+1, n) float64, floored
+    raw: torch.Tensor  # (T+1, ...) float32
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"mean": self.mean, "std": self.std, "raw": self.raw}
+
+
+def _flow_context(m: Flow, T: int, encoder: PopulationEncoder, std_floor: torch.Tensor) -> _FlowContext:
+    """What an actor reads of the flow ``m`` at every ``t``: its moments (floored standard deviations) and ``raw``."""
+    mom = [flow_moments(m, t) for t in range(T + 1)]
+    mean = torch.stack([mu for mu, _ in mom])
+    std = torch.stack([torch.diagonal(c).clamp_min(0).sqrt() for _, c in mom])
+    return _FlowContext(mean=mean, std=torch.maximum(std, std_floor), raw=encoder.raw_flow(m))
+
+
 class DDPGPolicy(Policy):
     r"""The DDPG actor as a policy :math:`\pi(t, x, m_t)`: reads :math:`m_t`'s moments (standardisation) and the
     encoder's description of :math:`m_t`, for any flow ``m``.
@@ -283,17 +303,29 @@ class DDPGPolicy(Policy):
     def act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
         return self.actions.to_action(self.unit_act(t, x, m), x.dtype)
 
+    def bind(self, m: Flow) -> MarkovDDPGPolicy:
+        """The actor with its population inputs read once from ``m`` (see :meth:`Policy.bind`)."""
+        context = _flow_context(m, self.T, self.actor.encoder, self.std_floor)  # type: ignore[arg-type]
+        return MarkovDDPGPolicy(self.actor, T=self.T, std_floor=self.std_floor, actions=self.actions, context=context)
 
-@dataclass
-class _FlowContext:
-    """What the trainer reads of one frozen flow: standardisation per ``t`` and encoder descriptions."""
 
-    mean: torch.Tensor  # (T+1, n) float64
-    std: torch.Tensor  # (T+1, n) float64, floored
-    raw: torch.Tensor  # (T+1, ...) float32
+class MarkovDDPGPolicy(DDPGPolicy):
+    r"""The actor as :math:`\pi(t, x)`: its population inputs are the frozen ``context``, whatever ``m`` is."""
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"mean": self.mean, "std": self.std, "raw": self.raw}
+    def __init__(self, actor: Actor, *, T: int, std_floor: torch.Tensor, actions: _ActionMap,
+                 context: _FlowContext) -> None:
+        super().__init__(actor, T=T, std_floor=std_floor, actions=actions)
+        self.context = context
+
+    def unit_act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
+        c = self.context
+        s = _standardise(x, c.mean[t], c.std[t], t, self.T)
+        index = torch.zeros(x.shape[0], dtype=torch.int64)
+        with torch.no_grad():
+            return self.actor(s, c.raw[t][None], index)
+
+    def bind(self, m: Flow) -> MarkovDDPGPolicy:
+        return self
 
 
 def _check_finite(value: torch.Tensor, what: str, update: int, call: int) -> None:
@@ -448,12 +480,7 @@ class DDPGOracle:
 
     def _context(self, m: Flow, T: int) -> _FlowContext:
         assert self._nets is not None and self._std_floor is not None
-        mom = [flow_moments(m, t) for t in range(T + 1)]
-        mean = torch.stack([mu for mu, _ in mom])
-        std = torch.stack([torch.diagonal(c).clamp_min(0).sqrt() for _, c in mom])
-        std = torch.maximum(std, self._std_floor)
-        raw = self._nets["actor"].encoder.raw_flow(m)  # type: ignore[union-attr]
-        return _FlowContext(mean=mean, std=std, raw=raw)
+        return _flow_context(m, T, self._nets["actor"].encoder, self._std_floor)  # type: ignore[arg-type]
 
     def _actions(self) -> _ActionMap:
         return _ActionMap(self._bounds[0], self._bounds[1], self.cfg.action_scale)

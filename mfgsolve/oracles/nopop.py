@@ -16,28 +16,15 @@ from typing import Any
 import torch
 
 from mfgsolve.flows import Flow
-from mfgsolve.networks import Actor
 from mfgsolve.evaluation import rollout_costs
-from mfgsolve.oracles.ddpg import DDPGOracle, DDPGPolicy, _ActionMap, _FlowContext, _standardise, _Training
+from mfgsolve.oracles.ddpg import DDPGOracle, MarkovDDPGPolicy, _FlowContext, _Training
 from mfgsolve.problem import Problem
 
 __all__ = ["NoPopDDPGOracle", "NoPopPolicy"]
 
 
-class NoPopPolicy(DDPGPolicy):
-    r"""The actor as :math:`\pi(t, x)`: its population inputs are the frozen ``context``, whatever ``m`` is."""
-
-    def __init__(self, actor: Actor, *, T: int, std_floor: torch.Tensor, actions: _ActionMap,
-                 context: _FlowContext) -> None:
-        super().__init__(actor, T=T, std_floor=std_floor, actions=actions)
-        self.context = context
-
-    def unit_act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
-        c = self.context
-        s = _standardise(x, c.mean[t], c.std[t], t, self.T)
-        index = torch.zeros(x.shape[0], dtype=torch.int64)
-        with torch.no_grad():
-            return self.actor(s, c.raw[t][None], index)
+class NoPopPolicy(MarkovDDPGPolicy):
+    r"""The population-blind actor :math:`\pi(t, x)`: its population inputs are the frozen ``context``."""
 
 
 class _NoPopTraining(_Training):
