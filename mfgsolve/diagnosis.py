@@ -143,10 +143,11 @@ def diagnose(
         return Verdict("diverging", _diverging_advice(rate, alternating, scheme, alpha), rate)
     if alternating:
         return Verdict("oscillating", _oscillating_advice(scheme, alpha), rate)
+    other = "a smaller --recency (longer memory)" if scheme == "fp" else "--scheme fp"
     return Verdict(
         "stalled",
         "the gap no longer decreases: with a learned oracle this is its noise floor (raise the best-response "
-        "budget or the particle count); otherwise try --scheme fp",
+        f"budget or the particle count); otherwise try {other}",
         rate,
     )
 

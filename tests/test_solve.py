@@ -174,3 +174,14 @@ def test_flow_size_defaults_to_the_problems_own():
     assert default_particles(object()) == DEFAULT_PARTICLES == 4096
     res = mfg.solve(mfg.load_problem("lq-1d"), ORACLE, flow="particles", iterations=2, progress=False)
     assert res.config["particles"] == 32768 and res.flow.size == 32768
+
+
+def test_stalled_advice_does_not_suggest_the_scheme_in_use():
+    from mfgsolve.diagnosis import diagnose
+
+    gaps = [0.05, 0.04, 0.05, 0.045, 0.05, 0.04, 0.05, 0.045]  # a flat noise floor
+    cos = [float("nan")] + [0.1] * 7
+    picard = diagnose(gaps, cos, converged=False, blew_up=False, decreasing_weights=False, scheme="picard")
+    fp = diagnose(gaps, cos, converged=False, blew_up=False, decreasing_weights=True, scheme="fp")
+    assert picard.diagnosis == fp.diagnosis == "stalled"
+    assert "--scheme fp" in picard.advice and "--scheme fp" not in fp.advice and "--recency" in fp.advice
