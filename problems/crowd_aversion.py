@@ -49,7 +49,7 @@ import torch
 
 from mfgsolve import Flow, GridPotentialMFG, MixturePolicy, ParticleFlow, Policy, PotentialReference, SpecError, solve_potential
 from mfgsolve import wasserstein
-from mfgsolve.reference.potential import GridExploitability, exploitability
+from mfgsolve.reference.potential import GridExploitability, exploitability, mixture_policy
 
 from problems._kernels import KERNEL_PARTICLES, kernel_sum
 from problems._params import integer, merge, number
@@ -154,8 +154,13 @@ class CrowdAversion:
         r"""``policy`` (acting against the flow ``m``) projected on the grid, shape ``(T, S, S)``.
 
         From grid point :math:`x` the destination :math:`x + a` is split between its two grid neighbours in the
-        proportions that keep its mean (linear interpolation); beyond the grid it is the end point.
+        proportions that keep its mean (linear interpolation); beyond the grid it is the end point. A mixture
+        (fictitious play's average) becomes the Markov grid policy with its occupation measure
+        (:func:`mfgsolve.reference.potential.mixture_policy`).
         """
+        if isinstance(policy, MixturePolicy):
+            parts = [self.grid_policy(c, m) for c in policy.components]
+            return mixture_policy(self.grid_model(), parts, policy.weights)
         x = self.grid_model().grid
         S, h = x.shape[0], x[1] - x[0]
         pi = np.zeros((self.T, S, S))
@@ -177,10 +182,7 @@ class CrowdAversion:
         return exploitability(self.grid_model(), self.grid_policy(policy, m))
 
     def exploitability(self, policy: Policy, m: Flow) -> GridExploitability | None:
-        """The solve loop's exploitability hook: exact DP on the grid (:meth:`grid_exploitability`); ``None``
-        for a mixture policy (fictitious play's average), whose per-agent component draw is not a grid policy."""
-        if isinstance(policy, MixturePolicy):
-            return None
+        """The solve loop's exploitability hook: exact DP on the grid (:meth:`grid_exploitability`)."""
         return self.grid_exploitability(policy, m)
 
     def config(self) -> dict[str, Any]:

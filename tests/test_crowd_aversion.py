@@ -251,3 +251,21 @@ def test_a_continuous_form_of_the_equilibrium_is_measured_as_one(problem, ref):
     # continuous/grid model gap (noise not truncated to the grid); measured max 0.030
     w1 = problem.reference_distance(flow)
     assert w1[0] == pytest.approx(0.025, abs=0.01) and np.max(w1) < 0.05
+
+
+def test_mixture_exploitability_is_the_per_agent_mixture():
+    # fictitious play's average: each agent keeps one of two policies; computed directly from the components
+    # (flow = weighted flows, cost = weighted values against it) and through the equivalent Markov policy
+    small = grid_model({**DEFAULTS, "points": 9, "T": 4})
+    rng = np.random.default_rng(0)
+    pis = [rng.dirichlet(np.ones(small.S) * 0.3, size=(small.T, small.S)) for _ in range(2)]
+    w = [0.3, 0.7]
+    m_bar = sum(wj * pot.flow_of(small, p) for wj, p in zip(w, pis))
+    J_mix = sum(wj * float(small.m0 @ pot.policy_value(small, p, m_bar)[0]) for wj, p in zip(w, pis))
+    J_best = float(small.m0 @ pot.best_response_value(small, m_bar)[0][0])
+    bar = pot.mixture_policy(small, pis, w)
+    np.testing.assert_allclose(bar.sum(axis=2), 1.0, atol=1e-12)  # a policy: rows sum to one (rounding)
+    np.testing.assert_allclose(pot.flow_of(small, bar), m_bar, atol=1e-12)
+    e = pot.exploitability(small, bar)
+    assert e.J_policy == pytest.approx(J_mix, rel=1e-12) and e.J_best == pytest.approx(J_best, rel=1e-12)
+    assert e.value > 0.01  # random policies are far from a best response: the comparison is not vacuous

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -157,6 +157,23 @@ def flow_of(mfg: GridPotentialMFG, pi: np.ndarray) -> np.ndarray:
     for t in range(mfg.T):
         m[t + 1] = (m[t] @ pi[t]) @ mfg.kernel
     return m
+
+
+def mixture_policy(mfg: GridPotentialMFG, policies: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    r"""The Markov grid policy equivalent to a population mixing ``policies`` ``(T, S, S)`` with ``weights``.
+
+    Each agent draws policy :math:`j` once and keeps it (fictitious play's average policy). On the grid the
+    dynamics do not read the flow, so component :math:`j` has the flow :math:`m^j` of :func:`flow_of`, and the
+    Markov policy :math:`\bar\pi_t(x, \cdot) = \sum_j w_j m^j_t(x)\,\pi^j_t(x, \cdot) / \sum_j w_j m^j_t(x)` has the
+    same state-action occupation measure at every ``t``: the same flow, and (costs being linear in it against a
+    frozen flow) the same expected cost. Where no component has mass, the weights alone average.
+    """
+    w = np.asarray(weights, dtype=float)
+    pis = np.stack([np.asarray(p, dtype=float) for p in policies])  # (J, T, S, S)
+    occupancy = np.stack([flow_of(mfg, p)[: mfg.T] for p in pis]) * w[:, None, None]  # (J, T, S)
+    total = occupancy.sum(axis=0)
+    share = np.where(total > 0, occupancy / np.where(total > 0, total, 1.0), w[:, None, None])
+    return np.einsum("jts,jtsy->tsy", share, pis)
 
 
 def policy_value(mfg: GridPotentialMFG, pi: np.ndarray, m: np.ndarray) -> np.ndarray:
