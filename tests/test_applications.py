@@ -3,8 +3,10 @@ reproducible under a seed, read the crowd density correctly, and say clearly tha
 
 from __future__ import annotations
 
+import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -161,3 +163,15 @@ def test_bad_overrides_name_the_field(name, overrides, field):
     with pytest.raises(mfg.SpecError) as info:
         mfg.load_problem(name, overrides)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize("name", sorted(mfg.available_problems()))
+def test_every_registered_problem_solves_with_the_ddpg_oracle(name, tmp_path):
+    # issue 5: `mfgsolve solve NAME --oracle ddpg` runs on every problem (a tiny budget: the plumbing, not accuracy)
+    run = tmp_path / "run"
+    args = ["solve", name, "--oracle", "ddpg", "--scheme", "fp", "--iterations", "2", "--br-updates", "3",
+            "--particles", "64", "--quiet", "--out", str(run)]
+    assert main(args) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["iterations"] == 2 and all(np.isfinite(summary["residuals"]))
+    assert (run / "flow.npz").stat().st_size > 0
