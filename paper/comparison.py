@@ -150,7 +150,7 @@ def crowd_epsilon(quick: bool) -> tuple[list[dict[str, Any]], dict[str, float]]:
     m_grid = flow_of(model, pb.grid_policy(res.policy, res.flow))
     _, q = best_response_value(model, m_grid)
     deviation = _GridDestination(model.grid, model.grid[q.argmin(axis=2)])
-    ge = pb.grid_exploitability(res.policy, res.flow)
+    ge = pb.exploitability(res.policy, res.flow)
     Ns, games = ([2, 8], 100) if quick else ([2, 4, 8, 16, 32, 64, 128], 400)
     rows = []
     for N in Ns:
@@ -170,7 +170,7 @@ def _mfg_exploitability(pb: Any, policy: mfg.Policy, m: mfg.Flow | None, n: int)
         assert e is not None
         return e.relative, e.se / abs(e.J_best)
     own = m if m is not None else mfg.propagate(pb, policy, None, n=4096, generator=gen)
-    return pb.grid_exploitability(policy, own).relative, 0.0
+    return pb.exploitability(policy, own).relative, 0.0
 
 
 def methods(quick: bool) -> list[dict[str, Any]]:

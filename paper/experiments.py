@@ -219,18 +219,15 @@ def e2_accuracy(quick: bool) -> None:
     error is exact.
     """
     seeds = [0, 1] if quick else [0, 1, 2, 3, 4]
-    plans = {  # scheme -> (scheme, iterations)
-        "picard": (mfg.Picard(), LEARNED_DEFAULTS["iterations"]),
-        "damped": (mfg.Damped(0.5), LEARNED_DEFAULTS["iterations"]),
-        "fp": (mfg.FictitiousPlay(LEARNED_DEFAULTS["fp_recency"]), LEARNED_DEFAULTS["iterations"]),
-    }
+    schemes = {"picard": mfg.Picard(), "damped": mfg.Damped(0.5),
+               "fp": mfg.FictitiousPlay(LEARNED_DEFAULTS["fp_recency"])}
+    iters = 2 if quick else LEARNED_DEFAULTS["iterations"]
     problems = ["lq-1d"] if quick else ["lq-1d", "lq-2d"]
     rows: list[dict[str, Any]] = []
     fig = Figure(figsize=(11, 3.6 * len(problems)), layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(problems), 2))
     for row_axes, problem in zip(axes, problems):
-        for name, (scheme, iters) in plans.items():
-            iters = 2 if quick else iters
+        for name, scheme in schemes.items():
             results = [
                 _learned_run(problem, scheme, seed=s, iterations=iters, quick=quick,
                              tag=f"e2-{problem}-{name}-seed{s}" + ("-quick" if quick else ""))

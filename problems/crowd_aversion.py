@@ -26,7 +26,7 @@ width ``high - low``), :math:`x_{t+1} = x_t + a_t + \sigma\sqrt{dt}\,\xi_t`, rew
 :math:`(\Phi * m_t)(x) = \int \Phi(x, y)\,m_t(dy)` is read exactly from a particle flow (a Gaussian kernel sum)
 or in closed form from a Gaussian flow. Its :meth:`CrowdAversion.reference` is the grid equilibrium; a learned
 solution is measured against it by :meth:`CrowdAversion.reference_distance` (per-time :math:`W_1` to the grid
-density) and :meth:`CrowdAversion.grid_exploitability` (its policy projected on the grid, exploitability by DP).
+density) and :meth:`CrowdAversion.exploitability` (its policy projected on the grid, exploitability by DP).
 
 Parameters (overridable, ``--set key=value``): ``points = 41``, ``low = -2``, ``high = 2``, ``T = 10``,
 ``dt = 0.1``, ``sigma = 0.5``, ``kappa = 2``, ``kappa_T = 2``, ``width = 0.4``, ``target = 1``,
@@ -177,13 +177,10 @@ class CrowdAversion:
                 np.add.at(pi[t], (rows, j + 1), w)
         return pi
 
-    def grid_exploitability(self, policy: Policy, m: Flow) -> GridExploitability:
-        """Exact (DP) exploitability on the grid of ``policy`` projected by :meth:`grid_policy`."""
+    def exploitability(self, policy: Policy, m: Flow) -> GridExploitability:
+        """Exact (DP) exploitability on the grid of ``policy`` projected by :meth:`grid_policy` (also the solve
+        loop's exploitability hook, see :func:`mfgsolve.exploitability`)."""
         return exploitability(self.grid_model(), self.grid_policy(policy, m))
-
-    def exploitability(self, policy: Policy, m: Flow) -> GridExploitability | None:
-        """The solve loop's exploitability hook: exact DP on the grid (:meth:`grid_exploitability`)."""
-        return self.grid_exploitability(policy, m)
 
     def config(self) -> dict[str, Any]:
         return {"family": "crowd-aversion", "name": self.name, "params": dict(self.params)}

@@ -249,7 +249,7 @@ def test_a_continuous_form_of_the_equilibrium_is_measured_as_one(problem, ref):
     flow = mfg.propagate(problem, Interpolated(), n=4096, generator=torch.Generator().manual_seed(0))
     # reference: DP on the grid; the equilibrium splits mass only between neighbouring destinations, which the
     # projection reproduces, so the exploitability is at the solver's level (measured 9e-9; acceptance 1e-5)
-    assert problem.grid_exploitability(Interpolated(), flow).value < 1e-5
+    assert problem.exploitability(Interpolated(), flow).value < 1e-5
     # reference: the grid equilibrium density. The floor is the grid quantisation, W1 ~ h/4 = 0.025 already at
     # t = 0 where both laws are N(-1, 0.3^2), plus Monte Carlo error ~ 0.01 with 4096 particles and the
     # continuous/grid model gap (noise not truncated to the grid); measured max 0.030
