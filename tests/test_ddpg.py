@@ -165,17 +165,37 @@ def test_seconds_budget_stops() -> None:
     assert info.seconds < 5.0 and info.extra["updates"] >= 1
 
 
+class _Bounded(mfg.LQProblem):
+    """``lq-1d`` with actions bounded to ``[-0.5, 0.25]``."""
+
+    action_low = torch.tensor([-0.5], dtype=torch.float64)
+    action_high = torch.tensor([0.25], dtype=torch.float64)
+
+
 def test_bounded_actions_stay_in_bounds() -> None:
     base = mfg.load_problem("lq-1d", {"T": 3})
-
-    class Bounded(mfg.LQProblem):
-        action_low = torch.tensor([-0.5], dtype=torch.float64)
-        action_high = torch.tensor([0.25], dtype=torch.float64)
-
-    pb = Bounded(base.coef, name="bounded")
+    pb = _Bounded(base.coef, name="bounded")
     pi, _ = DDPGOracle(**TINY).best_response(pb, equilibrium_flow(base))
     a = pi.act(0, torch.linspace(-50, 50, 101, dtype=torch.float64)[:, None], equilibrium_flow(base))
     assert a.min() >= -0.5 and a.max() <= 0.25
+
+
+@pytest.mark.parametrize("noise", NOISES)
+def test_exploration_scale_defaults_to_the_action_bounds(noise: str) -> None:
+    """0.3 of the half-range for bounded actions, 1.0 action unit for unbounded ones; an explicit value wins."""
+    base = mfg.load_problem("lq-1d", {"T": 3})
+    bounded = _Bounded(base.coef, name="bounded")
+    m = equilibrium_flow(base)
+    for pb, sigma in ((base, 1.0), (bounded, 0.3)):
+        oracle = DDPGOracle(noise=noise, **TINY)
+        assert oracle.exploration is None  # made with the networks, once the bounds are known
+        oracle.best_response(pb, m)
+        assert oracle.exploration is not None and oracle.exploration.sigma == sigma
+        explicit = DDPGOracle(noise=noise, noise_sigma=0.5, **TINY)
+        explicit.best_response(pb, m)
+        assert explicit.exploration is not None and explicit.exploration.sigma == 0.5
+    with pytest.raises(mfg.SpecError, match="noise_sigma"):
+        DDPGConfig(noise_sigma=-0.1)
 
 
 def test_solve_with_ddpg_oracle_runs_and_warm_starts() -> None:
