@@ -268,13 +268,32 @@ def test_mixture_exploitability_is_the_per_agent_mixture():
     J_mix = sum(wj * float(small.m0 @ pot.policy_value(small, p, m_bar)[0]) for wj, p in zip(w, pis))
     J_best = float(small.m0 @ pot.best_response_value(small, m_bar)[0][0])
     bar = pot.mixture_policy(small, pis, w)
-    # rounding bounds (S = 9 points, J = 2 components, T = 4 steps; measured: 1 ulp or exact): a row of bar sums
-    # J x S products of shares (sum 1 +- J eps) and rows (sum 1 +- S eps); a flow step is two S-term products per
-    # component; costs are positive sums of S terms per step and component, so relative errors do not cancel
-    S, J, T, eps = small.S, len(pis), small.T, np.finfo(float).eps
-    np.testing.assert_allclose(bar.sum(axis=2), 1.0, rtol=0, atol=(2 * J * S + J) * eps)  # a policy
-    np.testing.assert_allclose(pot.flow_of(small, bar), m_bar, rtol=0, atol=4 * T * S * J * eps)
+    # The two computations agree exactly in real arithmetic (for these float inputs), so only rounding separates
+    # them. First-order forward bounds, u = eps / 2 per operation: every input and cost here is non-negative
+    # (move, f, g, C, C_T, P >= 0), so no sum cancels, and relative errors add along products and quotients and
+    # take the largest along sums; second-order terms, (n u)^2 < 1e-25, are left out. Measured: 1 ulp or exact.
+    S, J, T, u = small.S, len(pis), small.T, np.finfo(float).eps / 2
+    d_pi = max(np.abs(p.sum(axis=2) - 1.0).max() for p in pis)  # the inputs' own row sums (numpy's dirichlet)
+    # a row of bar: the shares sum to 1 +- J u (J - 1 additions, one division); an entry is J products and J - 1
+    # additions (J u); the row sum adds S - 1
+    np.testing.assert_allclose(bar.sum(axis=2), 1.0, rtol=0, atol=d_pi + (S + 2 * J - 1) * u)  # a policy
+    # flows, in L1 (propagating through the same rows is non-expansive): per step each flow's two S-term products
+    # (2 S u for bar's flow, 2 S u for the components' weighted flow), the weighted sum over components (J u,
+    # entering this step and, as the difference it makes, the next), bar against the exact mixture of the computed
+    # component flows ((J + 1) u for the shares, J u for the einsum); m_bar at t = 0: J u
+    np.testing.assert_allclose(pot.flow_of(small, bar), m_bar, rtol=0, atol=(T * (4 * S + 4 * J + 1) + J) * u)
+    # costs by backward recursion: each step adds the policy's error and at most (2 S + 2) u (q = move + P V:
+    # S u + u; sum_y pi q: S u; the running cost's addition), the population flow enters linearly (its largest
+    # error), the terminal cost and m0 . V add (2 S + 1) u; against the exact values on the exact mixture flow
+    e_g = (2 * T * S + J) * u  # m_bar at T: T steps of 2 S u each, then the weighted sum
+    e_bar = [(4 * t * S + 2 * J + 2) * u for t in range(T)]  # shares of component flows with 2 t S u each, einsum
+    e_f = sum(e + 2 * S * u for e in e_bar)  # bar's own flow at T: bar's error and 2 S u per step
+
+    def cost(policy_errors: list[float], flow_error: float) -> float:
+        return sum(policy_errors) + T * (2 * S + 2) * u + flow_error + (2 * S + 1) * u
+
     e = pot.exploitability(small, bar)
-    rel = 4 * T * S * J * eps
-    assert e.J_policy == pytest.approx(J_mix, rel=rel) and e.J_best == pytest.approx(J_best, rel=rel)
+    rel_policy = cost(e_bar, e_f) + cost([0.0] * T, e_g) + J * u  # J_mix: J weighted values summed
+    rel_best = cost([0.0] * T, e_f) + cost([0.0] * T, e_g)  # min is exact; q's error as above
+    assert e.J_policy == pytest.approx(J_mix, rel=rel_policy) and e.J_best == pytest.approx(J_best, rel=rel_best)
     assert e.value > 0.01  # random policies are far from a best response: the comparison is not vacuous
