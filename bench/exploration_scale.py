@@ -14,9 +14,11 @@ Usage::
 
     python bench/exploration_scale.py                       # lq-1d and the 2-D cross-term game, 5 scales, 4 seeds
     python bench/exploration_scale.py --problems lq-1d --sigmas 0.3,1.0 --seeds 0,1
+    python bench/exploration_scale.py --problems lq-1d --sigmas 1.0 --set critic_lr=4e-3 --set n_step=3
 
 Any registered LQ problem name works in ``--problems`` (e.g. ``systemic-risk,price-impact,flocking``). Runs are
-sequential (one torch thread); about 45 s per run (training and evaluation) on one CPU core.
+sequential (one torch thread); about 45 s per run (training and evaluation) on one CPU core. ``--set FIELD=VALUE``
+(repeatable) overrides a :class:`mfgsolve.DDPGConfig` field in every run, to compare a setting at a fixed scale.
 
 Measured (``--sigmas 0.3,1.0``, seeds 0-3; the table in ``paper/main.tex``, "Exploration scale"):
 
@@ -42,6 +44,7 @@ Measured (``--sigmas 0.3,1.0``, seeds 0-3; the table in ``paper/main.tex``, "Exp
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import statistics
 import time
@@ -57,11 +60,11 @@ HERE = Path(__file__).resolve().parent
 PROBLEMS = {"lq-1d": "lq-1d", "lq-2d-cross": str(HERE / "lq_2d_cross.toml")}
 
 
-def run_one(problem: str, sigma: float, seed: int, budgets: list[int], agents: int) -> dict[str, float]:
+def run_one(problem: str, sigma: float, seed: int, budgets: list[int], agents: int, **overrides: object) -> dict[str, float]:
     pb = mfg.load_problem(PROBLEMS.get(problem, problem))
     ref = pb.reference()
     m = mfg.GaussianFlow.from_numpy(ref.mean, ref.cov)
-    oracle = mfg.DDPGOracle(seed=seed, updates=budgets[0], noise_sigma=sigma, progress=False)
+    oracle = mfg.DDPGOracle(seed=seed, updates=budgets[0], noise_sigma=sigma, progress=False, **overrides)
     start = time.perf_counter()
     pi = None
     for updates in budgets:
@@ -85,9 +88,12 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2,3")
     ap.add_argument("--updates", default="3000,2000", help="budgets of the successive (warm-started) responses")
     ap.add_argument("--agents", type=int, default=65536)
+    ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a DDPGConfig field for every run (repeatable; VALUE as a Python literal)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
+    overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
     budgets = [int(u) for u in args.updates.split(",")]
     print("| problem | noise_sigma | relative gap (mean over seeds that ran) | mean-flow error (mean) | per seed: gap / mean-flow error |")
     print("|---|---|---|---|---|")
@@ -96,7 +102,7 @@ def main() -> None:
             rows, per = [], []
             for s in seeds:
                 try:
-                    rows.append(run_one(problem, sigma, s, budgets, args.agents))
+                    rows.append(run_one(problem, sigma, s, budgets, args.agents, **overrides))
                     per.append(f"{100 * rows[-1]['gap']:.2f}/{100 * rows[-1]['mean_error']:.2f}")
                 except FloatingPointError:  # the oracle's own divergence check (non-finite loss or parameters)
                     per.append("diverged")
