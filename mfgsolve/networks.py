@@ -23,7 +23,7 @@ from torch import nn
 if TYPE_CHECKING:
     from mfgsolve.encoders import PopulationEncoder
 
-__all__ = ["Actor", "Critic", "mlp", "init_parameters", "polyak_update", "time_features", "ACTIVATIONS", "TIME_FEATURES"]
+__all__ = ["Actor", "Critic", "mlp", "init_parameters", "polyak_update", "time_features", "with_step_onehot", "ACTIVATIONS", "TIME_FEATURES"]
 
 #: Number of time features (:func:`time_features`).
 TIME_FEATURES = 2
@@ -37,6 +37,21 @@ def time_features(t: torch.Tensor | int, T: int, rows: int) -> torch.Tensor:
     """
     t = torch.as_tensor(t, dtype=torch.float32).expand(rows).reshape(-1, 1)
     return torch.cat([t / T, 1.0 / (T - t + 1.0)], dim=1)
+
+
+def with_step_onehot(s: torch.Tensor, n: int, steps: int | None) -> torch.Tensor:
+    r"""``s`` ``(B, n + 2)`` (state and :func:`time_features`) with a one-hot of the step :math:`t \in \{0..T\}`
+    appended when ``steps`` is the horizon ``T`` (``None``: ``s`` unchanged).
+
+    The step is read back from the feature :math:`t/T` (exact for any practical ``T``). With it, per-step gains
+    and offsets are single weights of a linear layer: the smooth features alone make every quantity a smooth
+    function of ``t``, which under-resolves the last steps of LQ problems (there the Riccati gain drops within a
+    few steps, and a smooth actor leaves a same-sign drift in the mean flow over the final steps).
+    """
+    if steps is None:
+        return s
+    t = torch.round(s[:, n] * steps).to(torch.int64)
+    return torch.cat([s, torch.nn.functional.one_hot(t, steps + 1).to(s.dtype)], dim=1)
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU}
 
@@ -97,17 +112,21 @@ class Actor(nn.Module):
     skip : bool
         Add a linear map of the state input to the output (a "linear-ish" head: the exact LQ best response is
         affine in ``x`` at each ``t``).
+    steps : int, optional
+        The horizon ``T``: time inputs gain a one-hot of the step (:func:`with_step_onehot`).
     """
 
     def __init__(self, n: int, p: int, encoder: PopulationEncoder, *, hidden: int, activation: str,
-                 bounded: bool, skip: bool) -> None:
+                 bounded: bool, skip: bool, steps: int | None = None) -> None:
         super().__init__()
         self.encoder = encoder
-        self.state = mlp([n + TIME_FEATURES, hidden, hidden], activation)
+        self.steps = steps
+        tf = TIME_FEATURES + (steps + 1 if steps is not None else 0)
+        self.state = mlp([n + tf, hidden, hidden], activation)
         self.head = mlp([hidden + encoder.out_dim, hidden, p], activation, final_activation=False)
         self.n = n
         # The skip is linear in x with time-varying gains: x (x) [1, time features] -> a, as a_t = -K_t x - k_t.
-        self.skip = nn.Linear(n + TIME_FEATURES + n * TIME_FEATURES, p, bias=False) if skip else None
+        self.skip = nn.Linear(n + tf + n * tf, p, bias=False) if skip else None
         self.bounded = bounded
 
     def forward(self, s: torch.Tensor, raw: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -116,6 +135,7 @@ class Actor(nn.Module):
         ``s`` ``(B, n+2)``: standardised state and :func:`time_features`; ``raw`` ``(U, ...)``: distinct population
         descriptions (:meth:`PopulationEncoder.raw`); ``index`` ``(B,)``: the description of each row.
         """
+        s = with_step_onehot(s, self.n, self.steps)
         pop = self.encoder(raw)[index]
         h = self.head(torch.cat([self.state(s), pop], dim=-1))
         if self.skip is not None:
@@ -130,16 +150,20 @@ class Critic(nn.Module):
     With ``bilinear`` the action encoder reads :math:`(\tilde a, \tilde a \otimes s)` rather than :math:`\tilde a`
     alone: the state-action interaction, which decides :math:`\arg\max_a Q`, is then available to the first
     layer instead of being formed deep in the head (for LQ it is exactly the cross term of the quadratic Q).
-    With ``split`` a value head :math:`V(t, x, m_t)` is added to the Q head.
+    With ``split`` a value head :math:`V(t, x, m_t)` is added to the Q head. With ``steps`` (the horizon ``T``)
+    the time inputs gain a one-hot of the step (:func:`with_step_onehot`), in the bilinear products too.
     """
 
     def __init__(self, n: int, p: int, encoder: PopulationEncoder, *, hidden: int, activation: str,
-                 bilinear: bool = True, split: bool = False) -> None:
+                 bilinear: bool = True, split: bool = False, steps: int | None = None) -> None:
         super().__init__()
         self.encoder = encoder
-        self.state = mlp([n + TIME_FEATURES, hidden], activation)
+        self.n = n
+        self.steps = steps
+        d = n + TIME_FEATURES + (steps + 1 if steps is not None else 0)
+        self.state = mlp([d, hidden], activation)
         self.bilinear = bilinear
-        self.action = mlp([p + (n + TIME_FEATURES) * p if bilinear else p, hidden], activation)
+        self.action = mlp([p + d * p if bilinear else p, hidden], activation)
         self.head = mlp([2 * hidden + encoder.out_dim, hidden, hidden, 1], activation, final_activation=False)
         # Optional value head V(t, x, m_t): the Q head then only carries the (small) dependence on the action.
         self.value = mlp([hidden + encoder.out_dim, hidden, hidden, 1], activation, final_activation=False) if split else None
@@ -147,6 +171,7 @@ class Critic(nn.Module):
     def forward(self, s: torch.Tensor, a: torch.Tensor, raw: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """``(B,)`` values for standardised ``s`` ``(B, n+2)`` and unit actions ``a`` ``(B, p)`` (``raw``,
         ``index`` as in :meth:`Actor.forward`)."""
+        s = with_step_onehot(s, self.n, self.steps)
         pop = self.encoder(raw)[index]
         hs = self.state(s)
         if self.bilinear:

@@ -79,6 +79,18 @@ def test_td3_off_and_seed_architecture_run() -> None:
     assert "critic1" not in oracle._nets  # type: ignore[operator]
 
 
+def test_step_onehot_runs_with_twin_critics_and_bound_policy() -> None:
+    """The one-hot step inputs reach actor, twin critics and targets; the returned policy reads them too."""
+    pb = lq_2d()
+    m = equilibrium_flow(pb)
+    oracle = DDPGOracle(step_onehot=True, twin_critics=True, **TINY)
+    pi, info = oracle.best_response(pb, m)
+    assert info.extra["updates"] == TINY["updates"]
+    assert oracle._nets["critic1"].state[0].in_features == pb.n + 2 + pb.T + 1  # type: ignore[index]
+    x = torch.zeros(5, pb.n, dtype=torch.float64)
+    assert pi.bind(m).act(pb.T - 1, x, m).shape == (5, pb.p)
+
+
 def test_same_seed_same_result_twice() -> None:
     pb = lq_2d()
     m = equilibrium_flow(pb)

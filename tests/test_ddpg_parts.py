@@ -11,7 +11,7 @@ import torch
 import mfgsolve as mfg
 from mfgsolve.encoders import ENCODERS, flow_moments, make_encoder
 from mfgsolve.exploration import GaussianNoise, OrnsteinUhlenbeckNoise, ParameterNoise, PopulationBonus
-from mfgsolve.networks import init_parameters
+from mfgsolve.networks import TIME_FEATURES, Actor, init_parameters, time_features, with_step_onehot
 from mfgsolve.replay import ReplayBuffer, ReplaySample
 from mfgsolve.reference import lq as lqref
 
@@ -90,6 +90,40 @@ def test_encoders_read_gaussian_points_exactly(kind: str) -> None:
     assert torch.equal(enc.raw(m, 0), enc.raw(m, 1))
     if kind in ("deepsets", "attention"):
         assert torch.allclose(enc.raw(m_shift, 0), enc.raw(m, 0) + 1.0)
+
+
+@pytest.mark.parametrize("T", [1, 20, 250, 5000])
+def test_step_onehot_reads_every_step_back_from_the_time_features(T: int) -> None:
+    t = torch.arange(T + 1)
+    s = torch.cat([torch.zeros(T + 1, 1), time_features(t, T, T + 1)], dim=1)
+    out = with_step_onehot(s, 1, T)
+    assert torch.equal(out[:, : 1 + TIME_FEATURES], s)
+    assert torch.equal(out[:, 1 + TIME_FEATURES :], torch.eye(T + 1))
+    assert with_step_onehot(s, 1, None) is s
+
+
+def test_actor_with_step_onehot_holds_any_per_step_affine_policy() -> None:
+    """The exact LQ best response a_t = -K_t x - k_t, with gains that jump from step to step, is one setting of the
+    actor's skip weights once it reads the step: its input is [x, tf, x (x) tf] with tf = [t/T, 1/(T-t+1), onehot]."""
+    T, n = 6, 1
+    g = torch.Generator().manual_seed(3)
+    K, k = torch.rand(T + 1, generator=g) * 3, torch.randn(T + 1, generator=g)
+    actor = Actor(n, 1, _encoder("moments", n), hidden=8, activation="silu", bounded=False, skip=True, steps=T)
+    init_parameters(actor, g)
+    tf = TIME_FEATURES + T + 1
+    with torch.no_grad():
+        actor.head[-1].weight.zero_()
+        actor.head[-1].bias.zero_()
+        w = torch.zeros(1, n + tf + n * tf)
+        w[0, n + TIME_FEATURES : n + tf] = -k  # onehot -> offset
+        w[0, n + tf + TIME_FEATURES :] = -K  # x * onehot -> gain
+        actor.skip.weight.copy_(w)
+    x = torch.randn(T + 1, 5, generator=g)
+    raw = _encoder("moments", n).raw(_gaussian_flow([0.0], [[1.0]], T), 0)[None]
+    for t in range(T + 1):
+        s = torch.cat([x[t, :, None], time_features(t, T, 5)], dim=1)
+        a = actor(s, raw, torch.zeros(5, dtype=torch.int64)).ravel()
+        assert torch.allclose(a, -K[t] * x[t] - k[t], atol=1e-6)
 
 
 def test_gaussian_noise_has_its_standard_deviation() -> None:
