@@ -20,7 +20,8 @@ Any registered LQ problem name works in ``--problems`` (e.g. ``systemic-risk,pri
 sequential (one torch thread); about 45 s per run (training and evaluation) on one CPU core. ``--set FIELD=VALUE``
 (repeatable) overrides a :class:`mfgsolve.DDPGConfig` field in every run, to compare a setting at a fixed scale.
 
-Measured (``--sigmas 0.3,1.0``, seeds 0-3; the table in ``paper/main.tex``, "Exploration scale"):
+Measured before step inputs became the default (``--set step_onehot=off`` reproduces these; ``--sigmas 0.3,1.0``,
+seeds 0-3; the table in ``paper/main.tex``, "Exploration scale"):
 
 | problem | noise_sigma | relative gap | mean-flow error | per seed: gap / mean-flow error |
 |---|---|---|---|---|
@@ -81,6 +82,18 @@ def run_one(problem: str, sigma: float, seed: int, budgets: list[int], agents: i
             "mean_error": float(np.max(np.abs(diff))) / scale, "seconds": seconds}
 
 
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    """``--set FIELD=VALUE`` items as keyword arguments: VALUE a Python literal (``4e-3``, ``True``, ``None``),
+    else the text itself (``critic``)."""
+    def value(text: str) -> object:
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+
+    return {k: value(v) for k, v in (item.split("=", 1) for item in items)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--problems", default="lq-1d,lq-2d-cross")
@@ -89,11 +102,11 @@ def main() -> None:
     ap.add_argument("--updates", default="3000,2000", help="budgets of the successive (warm-started) responses")
     ap.add_argument("--agents", type=int, default=65536)
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="a DDPGConfig field for every run (repeatable; VALUE as a Python literal)")
+                    help="a DDPGConfig field for every run (repeatable; VALUE a Python literal, else a string)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
-    overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = parse_overrides(args.set)
     budgets = [int(u) for u in args.updates.split(",")]
     print("| problem | noise_sigma | relative gap (mean over seeds that ran) | mean-flow error (mean) | per seed: gap / mean-flow error |")
     print("|---|---|---|---|---|")

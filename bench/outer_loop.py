@@ -2,35 +2,38 @@
 
 Each run is what ``mfgsolve solve PROBLEM --scheme fp|damped --seed S`` does with its learned defaults (15 best
 responses of 2000 updates, tol 1e-3, particle flows; FP recency 6, damping 0.5), through the Python API so that a
-:class:`mfgsolve.DDPGConfig` field can be changed (``--set FIELD=VALUE``, repeatable, VALUE a Python literal).
+:class:`mfgsolve.DDPGConfig` field can be changed (``--set FIELD=VALUE``, repeatable, VALUE a Python literal or a word).
 Without ``--set`` it measures the defaults. Runs are sequential, one torch thread: 3.5-4 min per ``lq-1d`` run
 and 7 min per 2-D run on one core.
 
 Usage::
 
     python bench/outer_loop.py --problem lq-1d --scheme fp --seeds 0,1,2,3,4
-    python bench/outer_loop.py --problem lq-1d --scheme fp --seeds 0,1,2,3,4 --set step_onehot=True
+    python bench/outer_loop.py --problem lq-1d --scheme fp --seeds 0,1,2,3,4 --set step_onehot=off
     python bench/outer_loop.py --problem bench/lq_2d_cross.toml --scheme damped --seeds 0,1
 
 Measured (``paper/main.tex``, "Step inputs"; a fresh 2-D game, not in the repository, for the 2-D rows):
 
-| problem | scheme | setting | mean error per seed | relative exploitability per seed |
+| problem | scheme | step_onehot | mean error per seed | relative exploitability per seed |
 |---|---|---|---|---|
-| lq-1d | fp | defaults | 1.52, 3.58, 1.79, 2.68, 2.20% | 0.11-0.16% (range) |
-| lq-1d | fp | step_onehot=True | 1.77, 2.32, 1.77, 1.93, 1.89% | 0.141, 0.136, 0.133, 0.129, 0.193% |
-| lq-1d | damped | defaults | 2.16, 3.35, 1.86% | not recorded |
-| lq-1d | damped | step_onehot=True | 1.70, 2.54, 1.99% | 0.136, 0.094, 0.116% |
-| fresh 2-D | fp | defaults | 2.47, 1.05, 1.25, 2.58% | 0.10, 0.09, -, 0.103% |
-| fresh 2-D | fp | step_onehot=True | 2.96, 2.23, 1.45, 2.32% | 0.123, 0.104, 0.123, 0.085% |
+| lq-1d | fp | off | 1.52, 3.58, 1.79, 2.68, 2.20% | 0.11-0.16% (range) |
+| lq-1d | fp | critic (default) | 1.40, 2.61, 1.61, 1.73, 1.52% | 0.097, 0.125, 0.119, 0.103, 0.117% |
+| lq-1d | fp | all | 1.77, 2.32, 1.77, 1.93, 1.89% | 0.141, 0.136, 0.133, 0.129, 0.193% |
+| lq-1d | damped | off | 2.16, 3.35, 1.86% | not recorded |
+| lq-1d | damped | critic (default) | 1.43, 2.35, 1.91% | 0.130, 0.073, 0.097% |
+| lq-1d | damped | all | 1.70, 2.54, 1.99% | 0.136, 0.094, 0.116% |
+| fresh 2-D | fp | off | 2.47, 1.05, 1.25, 2.58% | 0.10, 0.09, -, 0.103% |
+| fresh 2-D | fp | critic (default) | 1.87, 1.62, 1.52, 1.46% | 0.100, 0.100, 0.102, 0.069% |
+| fresh 2-D | fp | all | 2.96, 2.23, 1.45, 2.32% | 0.123, 0.104, 0.123, 0.085% |
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import time
 
 import torch
+from exploration_scale import parse_overrides  # bench/ is on the path when run as a script
 
 import mfgsolve as mfg
 
@@ -49,10 +52,10 @@ def main() -> None:
     ap.add_argument("--scheme", choices=("fp", "damped"), default="fp")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                    help="a DDPGConfig field for every run (repeatable; VALUE as a Python literal)")
+                    help="a DDPGConfig field for every run (repeatable; VALUE a Python literal, else a string)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    overrides = {k: ast.literal_eval(v) for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = parse_overrides(args.set)
     print(f"{args.problem}, scheme {args.scheme}, settings {overrides or 'default'}")
     print("| seed | mean error | relative exploitability | seconds |")
     print("|---|---|---|---|")

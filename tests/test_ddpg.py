@@ -79,14 +79,20 @@ def test_td3_off_and_seed_architecture_run() -> None:
     assert "critic1" not in oracle._nets  # type: ignore[operator]
 
 
-def test_step_onehot_runs_with_twin_critics_and_bound_policy() -> None:
-    """The one-hot step inputs reach actor, twin critics and targets; the returned policy reads them too."""
+@pytest.mark.parametrize("where", ["critic", "all"])
+def test_step_onehot_runs_with_twin_critics_and_bound_policy(where: str) -> None:
+    """The one-hot step inputs reach the twin critics and their targets (and the actor with "all"); the returned
+    policy reads what its actor was trained on."""
     pb = lq_2d()
     m = equilibrium_flow(pb)
-    oracle = DDPGOracle(step_onehot=True, twin_critics=True, **TINY)
+    oracle = DDPGOracle(step_onehot=where, twin_critics=True, **TINY)
     pi, info = oracle.best_response(pb, m)
     assert info.extra["updates"] == TINY["updates"]
-    assert oracle._nets["critic1"].state[0].in_features == pb.n + 2 + pb.T + 1  # type: ignore[index]
+    nets = oracle._nets
+    assert nets is not None
+    for name in ("critic0", "critic1", "target_critic1"):
+        assert nets[name].state[0].in_features == pb.n + 2 + pb.T + 1  # type: ignore[index]
+    assert nets["actor"].state[0].in_features == pb.n + 2 + (pb.T + 1 if where == "all" else 0)  # type: ignore[index]
     x = torch.zeros(5, pb.n, dtype=torch.float64)
     assert pi.bind(m).act(pb.T - 1, x, m).shape == (5, pb.p)
 
@@ -167,6 +173,8 @@ def test_config_validation_names_the_field() -> None:
         DDPGConfig(updates=None, seconds=None)
     with pytest.raises(mfg.SpecError, match="tau"):
         DDPGConfig(tau=0.0)
+    with pytest.raises(mfg.SpecError, match="step_onehot"):
+        DDPGConfig(step_onehot=True)  # type: ignore[arg-type]
     help_lines = DDPGConfig.help()
     assert set(help_lines) == set(DDPGConfig.__dataclass_fields__)  # one docstring per field
 

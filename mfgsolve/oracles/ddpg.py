@@ -71,6 +71,9 @@ __all__ = ["DDPGConfig", "DDPGOracle", "DDPGPolicy", "MarkovDDPGPolicy"]
 
 _GENERATORS = ("init", "rollout", "replay", "noise", "eval")
 
+#: Values of :attr:`DDPGConfig.step_onehot`: which networks read the time step as a one-hot.
+STEP_ONEHOT = ("off", "critic", "all")
+
 
 @dataclass(frozen=True)
 class DDPGConfig:
@@ -104,11 +107,12 @@ class DDPGConfig:
     """Critic as V(t, x, m) + A(t, x, a, m): a value head beside the Q head, which then carries the action."""
     actor_skip: bool = True
     """Add a linear map of the (standardised) state to the actor's output: a linear-ish head."""
-    step_onehot: bool = False
-    """Actor and critics also read a one-hot of the time step (T + 1 inputs beside t/T and 1/(T - t + 1)), so that
-    gains and offsets can change from one step to the next (see ``with_step_onehot``). On ``lq-1d`` it removes the
-    same-sign late-horizon drift of the learned mean flow and lowers FP's final mean error (1.94% against 2.35%,
-    mean of seeds 0-4), but raises it on a 2-D cross-term game (``paper/main.tex``, "Step inputs"): off by default."""
+    step_onehot: str = "critic"
+    """Which networks also read a one-hot of the time step (T + 1 inputs beside t/T and 1/(T - t + 1)), so that
+    gains and offsets can change from one step to the next (see ``with_step_onehot``): off, critic (the critics)
+    or all (actor and critics). ``critic`` lowers the final mean error of learned runs on ``lq-1d`` and evens it
+    out on a 2-D game; ``all`` helps ``lq-1d`` less and hurts the 2-D game (``paper/main.tex``, "Step inputs";
+    ``bench/outer_loop.py``)."""
     action_scale: float = 1.0
     """Scale of unbounded actions: the actor's unit output times this (ignored when the problem has bounds)."""
     actor_lr: float = 2e-3
@@ -200,6 +204,7 @@ class DDPGConfig:
         need(self.activation in ACTIVATIONS, "activation", f"must be one of {', '.join(ACTIVATIONS)}")
         need(self.encoder in ENCODERS, "encoder", f"must be one of {', '.join(ENCODERS)}")
         need(self.noise in NOISES, "noise", f"must be one of {', '.join(NOISES)}")
+        need(self.step_onehot in STEP_ONEHOT, "step_onehot", f"must be one of {', '.join(STEP_ONEHOT)}")
         need(self.hidden % self.attention_heads == 0, "attention_heads", "must divide hidden")
 
     def exploration_sigma(self, bounded: bool) -> float:
@@ -468,7 +473,7 @@ class DDPGOracle:
             return copy.deepcopy(template)
 
         actor = Actor(n, p, fresh_encoder(), hidden=cfg.hidden, activation=cfg.activation, bounded=bounded,
-                      skip=cfg.actor_skip, steps=T if cfg.step_onehot else None)
+                      skip=cfg.actor_skip, steps=T if cfg.step_onehot == "all" else None)
         init_parameters(actor, g, final=actor.head[-1])  # type: ignore[arg-type]
         if actor.skip is not None:  # start from (nearly) zero actions: a random linear feedback can destabilise
             torch.nn.init.zeros_(actor.skip.weight)
@@ -476,7 +481,7 @@ class DDPGOracle:
         for j in range(2 if cfg.twin else 1):
             critic = Critic(n, p, fresh_encoder(), hidden=cfg.hidden, activation=cfg.activation,
                             bilinear=cfg.critic_bilinear, split=cfg.critic_split,
-                            steps=T if cfg.step_onehot else None)
+                            steps=T if cfg.step_onehot != "off" else None)
             init_parameters(critic, g, final=critic.head[-1])  # type: ignore[arg-type]
             if critic.value is not None:
                 init_parameters(critic.value, g, final=critic.value[-1])  # type: ignore[arg-type]
