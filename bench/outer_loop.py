@@ -36,14 +36,17 @@ import torch
 from exploration_scale import parse_overrides  # bench/ is on the path when run as a script
 
 import mfgsolve as mfg
+from mfgsolve.cli import LEARNED_DEFAULTS
+from mfgsolve.schemes import make_scheme
 
 
 def run_one(problem: str, scheme: str, seed: int, **overrides: object) -> mfg.SolveResult:
-    """One learned run as the CLI makes it, with ``overrides`` of the DDPG oracle's settings."""
+    """One learned run as the CLI makes it (its learned defaults), with ``overrides`` of the DDPG oracle's settings."""
     pb = mfg.load_problem(problem)
-    mix = mfg.FictitiousPlay(recency=6) if scheme == "fp" else mfg.Damped(0.5)
-    oracle = mfg.DDPGOracle(seed=seed, updates=2000, progress=False, **overrides)
-    return mfg.solve(pb, oracle, scheme=mix, iterations=15, tol=1e-3, flow="particles", seed=seed, progress=False)
+    mix = make_scheme(scheme, recency=LEARNED_DEFAULTS["fp_recency"] if scheme == "fp" else None)
+    oracle = mfg.DDPGOracle(seed=seed, updates=LEARNED_DEFAULTS["br_updates"], progress=False, **overrides)
+    return mfg.solve(pb, oracle, scheme=mix, iterations=LEARNED_DEFAULTS["iterations"], tol=LEARNED_DEFAULTS["tol"],
+                     flow="particles", seed=seed, progress=False)
 
 
 def main() -> None:

@@ -39,6 +39,11 @@ def time_features(t: torch.Tensor | int, T: int, rows: int) -> torch.Tensor:
     return torch.cat([t / T, 1.0 / (T - t + 1.0)], dim=1)
 
 
+def time_inputs(steps: int | None) -> int:
+    """Width of the time inputs: :data:`TIME_FEATURES`, plus ``T + 1`` with the step one-hot (``steps = T``)."""
+    return TIME_FEATURES + (steps + 1 if steps is not None else 0)
+
+
 def with_step_onehot(s: torch.Tensor, n: int, steps: int | None) -> torch.Tensor:
     r"""``s`` ``(B, n + 2)`` (state and :func:`time_features`) with a one-hot of the step :math:`t \in \{0..T\}`
     appended when ``steps`` is the horizon ``T`` (``None``: ``s`` unchanged).
@@ -121,7 +126,7 @@ class Actor(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.steps = steps
-        tf = TIME_FEATURES + (steps + 1 if steps is not None else 0)
+        tf = time_inputs(steps)
         self.state = mlp([n + tf, hidden, hidden], activation)
         self.head = mlp([hidden + encoder.out_dim, hidden, p], activation, final_activation=False)
         self.n = n
@@ -160,7 +165,7 @@ class Critic(nn.Module):
         self.encoder = encoder
         self.n = n
         self.steps = steps
-        d = n + TIME_FEATURES + (steps + 1 if steps is not None else 0)
+        d = n + time_inputs(steps)
         self.state = mlp([d, hidden], activation)
         self.bilinear = bilinear
         self.action = mlp([p + d * p if bilinear else p, hidden], activation)
