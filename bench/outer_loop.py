@@ -29,6 +29,8 @@ Measured (``paper/main.tex``, "Step inputs"; a fresh 2-D game, not in the reposi
 With ``--particles 131072`` (4x the LQ default; two runs at once, 260-315 s each against 200-250 s at the default):
 lq-1d fp seeds 0, 1, 2: 1.31, 2.39, 1.72% (exploitability 0.094, 0.123, 0.119%); damped seed 1: 2.01% (0.077%).
 The sampling floor falls (``bench/particle_floor.py``), the learned error stays: not the default.
+Adding ``--set batch_size=1024``: fp seeds 0, 1: 0.88, 1.83%; damped seed 1: 2.15% (exploitability 0.08-0.09%), but
+344 s alone for fp seed 1 even with two torch threads (355-389 s with another job): over the 5-minute budget.
 """
 
 from __future__ import annotations
