@@ -46,14 +46,19 @@ from mfgsolve.cli import LEARNED_DEFAULTS
 from mfgsolve.schemes import make_scheme
 
 
+def solve_as_cli(pb: mfg.Problem, oracle: object, scheme: str, seed: int, *, flow: str = "particles",
+                 particles: int | None = None) -> mfg.SolveResult:
+    """``solve`` with the CLI's learned defaults (iterations, tol, FP recency; damping 0.5) for ``oracle``."""
+    mix = make_scheme(scheme, recency=LEARNED_DEFAULTS["fp_recency"] if scheme == "fp" else None)
+    return mfg.solve(pb, oracle, scheme=mix, iterations=LEARNED_DEFAULTS["iterations"], tol=LEARNED_DEFAULTS["tol"],
+                     flow=flow, particles=particles, seed=seed, progress=False)
+
+
 def run_one(problem: str, scheme: str, seed: int, particles: int | None = None, **overrides: object) -> mfg.SolveResult:
     """One learned run as the CLI makes it (its learned defaults), with ``overrides`` of the DDPG oracle's settings
     and ``particles`` per flow (``None``: the problem's default, as the CLI)."""
-    pb = mfg.load_problem(problem)
-    mix = make_scheme(scheme, recency=LEARNED_DEFAULTS["fp_recency"] if scheme == "fp" else None)
     oracle = mfg.DDPGOracle(seed=seed, updates=LEARNED_DEFAULTS["br_updates"], progress=False, **overrides)
-    return mfg.solve(pb, oracle, scheme=mix, iterations=LEARNED_DEFAULTS["iterations"], tol=LEARNED_DEFAULTS["tol"],
-                     flow="particles", particles=particles, seed=seed, progress=False)
+    return solve_as_cli(mfg.load_problem(problem), oracle, scheme, seed, particles=particles)
 
 
 def main() -> None:

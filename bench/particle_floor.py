@@ -22,9 +22,9 @@ import time
 import numpy as np
 import torch
 
+from outer_loop import solve_as_cli  # bench/ is on the path when run as a script
+
 import mfgsolve as mfg
-from mfgsolve.cli import LEARNED_DEFAULTS
-from mfgsolve.schemes import make_scheme
 
 
 def main() -> None:
@@ -53,13 +53,9 @@ def outer_floor(pb: mfg.Problem, seeds: int) -> None:
     """Final mean error of the exact oracle's outer loop run with the learned defaults, per scheme and flow."""
     print(f"{'scheme':>7} {'flow':>9} {'particles':>9}  final mean error per seed")
     for scheme in ("fp", "damped"):
-        mix = make_scheme(scheme, recency=LEARNED_DEFAULTS["fp_recency"] if scheme == "fp" else None)
         for flow, n, runs in (("gaussian", None, 1), ("particles", 32768, seeds), ("particles", 131072, seeds)):
-            errors = [
-                mfg.solve(pb, mfg.ExactLQOracle(), scheme=mix, iterations=LEARNED_DEFAULTS["iterations"],
-                          tol=LEARNED_DEFAULTS["tol"], flow=flow, particles=n, seed=s, progress=False).summary.mean_error
-                for s in range(runs)
-            ]
+            errors = [solve_as_cli(pb, mfg.ExactLQOracle(), scheme, s, flow=flow, particles=n).summary.mean_error
+                      for s in range(runs)]
             print(f"{scheme:>7} {flow:>9} {n or '-':>9}  " + " ".join(f"{e:.2%}" for e in errors), flush=True)
 
 
