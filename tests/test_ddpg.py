@@ -239,6 +239,22 @@ def test_bound_policy_acts_as_against_its_flow(encoder: str) -> None:
     assert bound.bind(other) is bound
 
 
+def test_large_populations_act_in_blocks_with_the_same_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a population larger than ACT_CHUNK goes through the actor in blocks: the actions must not change
+    import mfgsolve.oracles.ddpg as ddpg
+
+    pb = lq_2d()
+    m = particle_flow(pb)
+    pi, _ = DDPGOracle(**TINY).best_response(pb, m)
+    x = torch.randn(103, 2, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    whole = [pi.act(t, x, m) for t in range(pb.T)], [pi.bind(m).act(t, x, m) for t in range(pb.T)]
+    monkeypatch.setattr(ddpg, "ACT_CHUNK", 10)
+    blocks = [pi.act(t, x, m) for t in range(pb.T)], [pi.bind(m).act(t, x, m) for t in range(pb.T)]
+    for a, b in zip(whole[0] + whole[1], blocks[0] + blocks[1]):
+        assert a.shape == (103, 2)
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
 def test_fictitious_play_mixes_bound_responses() -> None:
     pb = mfg.load_problem("lq-1d", {"T": 3})
     res = mfg.solve(pb, DDPGOracle(**TINY), scheme=mfg.FictitiousPlay(2.0), iterations=3, particles=128,

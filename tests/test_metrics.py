@@ -36,6 +36,16 @@ def test_1d_w2_matches_quantile_formula():
     assert mfg.wasserstein(_pflow(x[:, None]), _pflow(y[:, None]))[0] == pytest.approx(want, rel=1e-10)
 
 
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_1d_uniform_equal_size_matches_pot(p):
+    # the sorted-samples path (equal sizes, equal weights) against POT's general quantile solver
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(4000, 1)), rng.standard_t(3.0, size=(4000, 1)) + 0.1
+    w = np.full(4000, 1.0 / 4000)
+    want = ot.wasserstein_1d(x[:, 0], y[:, 0], w, w, p=p) ** (1.0 / p)
+    assert mfg.wasserstein(_pflow(x), _pflow(y), p=p)[0] == pytest.approx(want, rel=1e-12)
+
+
 def test_nd_exact_on_translates_is_the_shift():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(400, 3))

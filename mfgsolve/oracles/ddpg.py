@@ -295,6 +295,18 @@ def _flow_context(m: Flow, T: int, encoder: PopulationEncoder, std_floor: torch.
     return _FlowContext(mean=mean, std=torch.maximum(std, std_floor), raw=encoder.raw_flow(m))
 
 
+#: Rows per actor call when a policy acts on a population: a large population goes through in blocks whose
+#: activations stay in cache (131072 particles: about 3x faster than one call, and the same actions).
+ACT_CHUNK = 8192
+
+
+def _act_rows(actor: Actor, s: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+    """Unit actions of ``actor`` for the inputs ``s`` ``(B, n+2)``, all reading the one description ``raw``."""
+    with torch.no_grad():
+        blocks = [actor(c, raw, torch.zeros(c.shape[0], dtype=torch.int64)) for c in s.split(ACT_CHUNK)]
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
+
+
 class DDPGPolicy(Policy):
     r"""The DDPG actor as a policy :math:`\pi(t, x, m_t)`: reads :math:`m_t`'s moments (standardisation) and the
     encoder's description of :math:`m_t`, for any flow ``m``.
@@ -321,10 +333,7 @@ class DDPGPolicy(Policy):
         mean, cov = flow_moments(m, t)
         std = torch.maximum(torch.diagonal(cov).clamp_min(0).sqrt(), self.std_floor)
         s = _standardise(x, mean, std, t, self.T)
-        raw = self.actor.encoder.raw(m, t)[None]
-        index = torch.zeros(x.shape[0], dtype=torch.int64)
-        with torch.no_grad():
-            return self.actor(s, raw, index)
+        return _act_rows(self.actor, s, self.actor.encoder.raw(m, t)[None])
 
     def act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
         return self.actions.to_action(self.unit_act(t, x, m), x.dtype)
@@ -345,10 +354,7 @@ class MarkovDDPGPolicy(DDPGPolicy):
 
     def unit_act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
         c = self.context
-        s = _standardise(x, c.mean[t], c.std[t], t, self.T)
-        index = torch.zeros(x.shape[0], dtype=torch.int64)
-        with torch.no_grad():
-            return self.actor(s, c.raw[t][None], index)
+        return _act_rows(self.actor, _standardise(x, c.mean[t], c.std[t], t, self.T), c.raw[t][None])
 
     def bind(self, m: Flow) -> MarkovDDPGPolicy:
         return self
@@ -501,8 +507,8 @@ class DDPGOracle:
         self._std_floor = (0.1 * scale).to(torch.float64)
         critic_params = [prm for k, v in nets.items() if k.startswith("critic") for prm in v.parameters()]
         self._opt = {
-            "actor": torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr, foreach=True),
-            "critic": torch.optim.Adam(critic_params, lr=cfg.critic_lr, foreach=True),
+            "actor": torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr, fused=True),
+            "critic": torch.optim.Adam(critic_params, lr=cfg.critic_lr, fused=True),
         }
         self._replay = ReplayBuffer(cfg.replay_size, n, p)
 
@@ -593,6 +599,7 @@ class _Training:
         self.raw = raw.reshape(-1, *raw.shape[2:])  # row f * (T+1) + t
         self.cur = int(self.lut[flow_id])
         self.g = oracle.generators
+        self.actor_params = list(self.nets["actor"].parameters())
         self.updates = 0
         self.env_steps = 0
         self.fraction = 0.0
@@ -614,10 +621,9 @@ class _Training:
     # ------------------------------------------------------------------ environment
 
     def _rows(self, flow_pos: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Distinct population descriptions of a batch and the row of each transition."""
-        rows = flow_pos * (self.T + 1) + t
-        uniq, inverse = torch.unique(rows, return_inverse=True)
-        return self.raw[uniq], inverse
+        """Population descriptions for a batch (all of this response's flows, ``F * (T+1)`` rows: the encoders read
+        each once) and the row of each transition."""
+        return self.raw, flow_pos * (self.T + 1) + t
 
     def _env_reset(self) -> None:
         self.x = self.problem.sample_x0(self.cfg.n_agents, self.g["rollout"]).to(torch.float64)
@@ -720,13 +726,11 @@ class _Training:
         actor_loss: float | None = None
         if self.updates % cfg.delay == 0:
             actor, critic = self.nets["actor"], critics[0]
-            critic.requires_grad_(False)
             loss = -critic(s, actor(s, raw, inv), raw, inv).mean()
-            critic.requires_grad_(True)
             _check_finite(loss.detach(), "actor loss", self.updates, self.o.calls)
             aopt = self.o._opt["actor"]
             aopt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward(inputs=self.actor_params)  # the critic's own gradients are neither needed nor kept
             if cfg.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(actor.parameters(), cfg.grad_clip)
             aopt.step()
