@@ -214,12 +214,12 @@ def e2_accuracy(quick: bool) -> None:
     """DDPG best responses under fictitious play, damping and Picard against the exact LQ equilibrium.
 
     Every run is the CLI's default learned run (``mfgsolve solve PROBLEM --scheme S --seed s``): 15 best
-    responses of 2000 updates, damped alpha = 0.5, FP with the learned recency 6. Relative exploitability is a
+    responses of 2000 updates, damped alpha = 0.6, FP with the learned recency 6. Relative exploitability is a
     Monte-Carlo estimate (2000 agents per iteration, 100000 at the end) against the exact best response; mean
     error is exact.
     """
     seeds = [0, 1] if quick else [0, 1, 2, 3, 4]
-    schemes = {"picard": mfg.Picard(), "damped": mfg.Damped(0.5),
+    schemes = {"picard": mfg.Picard(), "damped": mfg.Damped(LEARNED_DEFAULTS["alpha"]),
                "fp": mfg.FictitiousPlay(LEARNED_DEFAULTS["fp_recency"])}
     iters = 2 if quick else LEARNED_DEFAULTS["iterations"]
     problems = ["lq-1d"] if quick else ["lq-1d", "lq-2d"]

@@ -126,14 +126,20 @@ def test_no_equilibrium_is_a_clean_error(capsys, tmp_path):
     _bad(["reference", str(spec), "--out", "OUT"], capsys, tmp_path, "equilibrium")
 
 
-@pytest.mark.parametrize(("oracle", "extra", "recency"), [
-    ("exact", [], 1.0),  # classical FP: the rate the theory section measures
-    ("ddpg", ["--br-updates", "3", "--particles", "64"], 6.0),  # the learned default (15 best responses)
-    ("ddpg", ["--br-updates", "3", "--particles", "64", "--recency", "2"], 2.0),  # an explicit choice wins
+LEARNED = ["--br-updates", "3", "--particles", "64"]
+
+
+@pytest.mark.parametrize(("scheme", "oracle", "extra", "field", "value"), [
+    ("fp", "exact", [], "recency", 1.0),  # classical FP: the rate the theory section measures
+    ("fp", "ddpg", LEARNED, "recency", 6.0),  # the learned default (15 best responses)
+    ("fp", "ddpg", [*LEARNED, "--recency", "2"], "recency", 2.0),  # an explicit choice wins
+    ("damped", "exact", [], "alpha", 0.5),
+    ("damped", "ddpg", LEARNED, "alpha", 0.6),  # the learned default: less truncation in 15 responses
+    ("damped", "ddpg", [*LEARNED, "--alpha", "0.4"], "alpha", 0.4),
 ])
-def test_fp_recency_default_depends_on_the_oracle(oracle, extra, recency, tmp_path):
-    args = ["solve", "lq-1d", "--oracle", oracle, "--scheme", "fp", "--iterations", "1", "--quiet",
+def test_scheme_default_depends_on_the_oracle(scheme, oracle, extra, field, value, tmp_path):
+    args = ["solve", "lq-1d", "--oracle", oracle, "--scheme", scheme, "--iterations", "1", "--quiet",
             "--out", str(tmp_path / "run"), *extra]
     assert main(args) == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["scheme"] == {"name": "fp", "recency": recency}
+    assert config["scheme"] == {"name": scheme, field: value}

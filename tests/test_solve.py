@@ -185,11 +185,11 @@ def test_flow_size_defaults_to_the_problems_own():
     # kernel-sum problems pay per particle and ask for fewer; anything else gets DEFAULT_PARTICLES.
     from mfgsolve.problem import DEFAULT_PARTICLES, default_particles
 
-    assert default_particles(mfg.load_problem("lq-1d")) == 32768
+    assert default_particles(mfg.load_problem("lq-1d")) == 131072
     assert default_particles(mfg.load_problem("crowd-navigation")) == 1000
     assert default_particles(object()) == DEFAULT_PARTICLES == 4096
     res = mfg.solve(mfg.load_problem("lq-1d"), ORACLE, flow="particles", iterations=2, progress=False)
-    assert res.config["particles"] == 32768 and res.flow.size == 32768
+    assert res.config["particles"] == 131072 and res.flow.size == 131072
 
 
 def test_stalled_advice_does_not_suggest_the_scheme_in_use():
