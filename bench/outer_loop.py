@@ -15,6 +15,9 @@ The current defaults (batch_size 1024, 131072 particles for LQ problems, learned
 | lq-1d | damped 0.7 | 2.22, 1.48, 1.36% | 0.041, 0.069, 0.064% |
 | fresh 2-D | fp | 1.68, 2.03, 1.88% | 0.077, 0.094, 0.086% |
 
+314-390 s per lq-1d run and 529-538 s per 2-D run two at once; the CLI alone: lq-1d fp seed 0 376 s, seed 1 342 s,
+damped seed 0 339 s, 2-D fp seed 0 549 s (the machine's speed drifted by ~40% over these runs).
+
 The tables below were measured with the earlier defaults (batch_size 512, 32768 particles, damping 0.5) and, before
 commit 6b5ca40, Adam's foreach implementation (the fused one now used rounds differently: same statistics, not the
 same digits).
