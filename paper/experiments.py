@@ -181,7 +181,7 @@ SPEC_2D = HERE.parent / "bench" / "lq_2d_cross.toml"
 def _learned_run(problem: str, scheme: mfg.Scheme, *, seed: int, iterations: int, quick: bool,
                  tag: str) -> mfg.SolveResult:
     """One DDPG fixed-point run with the CLI's learned defaults (``mfgsolve solve PROBLEM --scheme S --seed s``:
-    2000 updates per best response, tol 1e-3), saved under ``paper/runs/<tag>`` (a run directory like the CLI's).
+    1700 updates per best response, tol 1e-3), saved under ``paper/runs/<tag>`` (a run directory like the CLI's).
     """
     pb = mfg.load_problem(str(SPEC_2D) if problem == "lq-2d" else problem)
     budget = {"updates": 200, "eval_every": 100} if quick else {"updates": LEARNED_DEFAULTS["br_updates"]}
@@ -214,7 +214,7 @@ def e2_accuracy(quick: bool) -> None:
     """DDPG best responses under fictitious play, damping and Picard against the exact LQ equilibrium.
 
     Every run is the CLI's default learned run (``mfgsolve solve PROBLEM --scheme S --seed s``): 15 best
-    responses of 2000 updates, damped alpha = 0.6, FP with the learned recency 6. Relative exploitability is a
+    responses of 1700 updates, damped alpha = 0.6, FP with the learned recency 6. Relative exploitability is a
     Monte-Carlo estimate (2000 agents per iteration, 100000 at the end) against the exact best response; mean
     error is exact.
     """
