@@ -12,7 +12,7 @@ The current defaults (batch_size 1024, 131072 particles for LQ problems, learned
 |---|---|---|---|
 | lq-1d | fp | 1.01, 1.64, 1.49% | 0.091, 0.093, 0.095% |
 | lq-1d | damped 0.6 | 0.73, 1.19, 0.86% | 0.074, 0.086, 0.052% |
-| fresh 2-D | fp | TWOD_1700% | TWODX_1700% |
+| fresh 2-D | fp | 1.72% (seed 0 only; 510 s with another job) | 0.079% |
 
 ``mfgsolve solve lq-1d --scheme fp --seed 1`` alone: 285 s. With 2000 updates a response (the budget before):
 
