@@ -3,7 +3,7 @@
 Each run is what ``mfgsolve solve PROBLEM --scheme fp|damped --seed S`` does with its learned defaults (15 best
 responses of 1700 updates, tol 1e-3, particle flows; FP recency 6, damping 0.6), through the Python API so that a
 :class:`mfgsolve.DDPGConfig` field can be changed (``--set FIELD=VALUE``, repeatable, VALUE a Python literal or a word).
-Without ``--set`` it measures the defaults. Runs are sequential, one torch thread.
+Without ``--set`` it measures the defaults. Runs are sequential, with the CLI's torch threads (two where two cores are free).
 
 The current defaults (batch_size 1024, 131072 particles for LQ problems, learned damping 0.6, 1700 updates a response;
 ``paper/main.tex``, "Batch, particles and damping"), two or three runs at once on two cores:
@@ -68,7 +68,7 @@ import torch
 from exploration_scale import parse_overrides  # bench/ is on the path when run as a script
 
 import mfgsolve as mfg
-from mfgsolve.cli import LEARNED_DEFAULTS
+from mfgsolve.cli import LEARNED_DEFAULTS, default_threads
 from mfgsolve.schemes import make_scheme
 
 
@@ -84,7 +84,8 @@ def solve_as_cli(pb: mfg.Problem, oracle: object, scheme: str, seed: int, *, flo
 def run_one(problem: str, scheme: str, seed: int, particles: int | None = None, **overrides: object) -> mfg.SolveResult:
     """One learned run as the CLI makes it (its learned defaults), with ``overrides`` of the DDPG oracle's settings
     and ``particles`` per flow (``None``: the problem's default, as the CLI)."""
-    oracle = mfg.DDPGOracle(seed=seed, updates=LEARNED_DEFAULTS["br_updates"], progress=False, **overrides)
+    settings = {"updates": LEARNED_DEFAULTS["br_updates"], "progress": False, **overrides}  # --set updates=N wins
+    oracle = mfg.DDPGOracle(seed=seed, **settings)
     return solve_as_cli(mfg.load_problem(problem), oracle, scheme, seed, particles=particles)
 
 
@@ -97,7 +98,7 @@ def main() -> None:
                     help="a DDPGConfig field for every run (repeatable; VALUE a Python literal, else a string)")
     ap.add_argument("--particles", type=int, default=None, help="particles per flow (default: the problem's own)")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(default_threads())
     overrides = parse_overrides(args.set)
     print(f"{args.problem}, scheme {args.scheme}, settings {overrides or 'default'}, particles {args.particles or 'default'}")
     print("| seed | mean error | relative exploitability | seconds |")

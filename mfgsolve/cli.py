@@ -31,9 +31,26 @@ BASELINES = ("ddpg-nopop", "mf-q", "mf-ac")
 #: batch 1024 a response; 2000 were no more accurate on lq-1d (seeds 0-2, both schemes) and took 5.5-6 minutes a run.
 EXACT_DEFAULTS: dict[str, Any] = {"iterations": 100, "tol": 1e-10, "fp_recency": 1.0, "alpha": 0.5}
 LEARNED_DEFAULTS: dict[str, Any] = {"iterations": 15, "tol": 1e-3, "br_updates": 1700, "fp_recency": 6.0, "alpha": 0.6}
+
+
+def default_threads() -> int:
+    """torch CPU threads of a run: two where two cores are free to this process, else one.
+
+    Measured on a 2-core machine, in one process alternating the setting (so that the machine's drift cancels): a
+    300-update warm DDPG response at batch 1024 took 1.95 s with two threads against 2.43 s with one, propagating
+    131072 particles 0.81-0.94 s against 1.15-1.64 s. One and two threads give the same networks and the same flows
+    to the last bit (``tests/test_ddpg_oracle.py``); the exploitability estimates differ in the ninth digit.
+    Four threads (measured on the same machine) already change a response's value in the ninth digit.
+    """
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 2 if cores >= 2 else 1
+
+
 THREADS_HELP = (
-    "torch CPU threads (default 1: the networks are small, and one thread was fastest on 2 cores, "
-    "1000 DDPG updates in 6.8 s against 8.5 s with two; several runs at once oversubscribe the cores)"
+    "torch CPU threads (default: 2 where two cores are free, else 1; one and two give the same history; "
+    "several runs at once oversubscribe the cores, give each --threads 1)"
 )
 
 
@@ -145,7 +162,7 @@ def _parser() -> _Parser:
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--resume", type=_out_dir, default=None, metavar="DIR",
                    help="continue the interrupted run in DIR (same arguments; instead of --out)")
-    s.add_argument("--threads", type=_positive_int("--threads"), default=1, help=THREADS_HELP)
+    s.add_argument("--threads", type=_positive_int("--threads"), default=None, help=THREADS_HELP)
     s.add_argument("--br-updates", type=_positive_int("--br-updates"), default=None,
                    help=f"gradient updates per learned best response (default {LEARNED_DEFAULTS['br_updates']}; "
                         "an update budget keeps a seeded run reproducible)")
@@ -160,7 +177,7 @@ def _parser() -> _Parser:
     b.add_argument("--updates", type=_positive_int("--updates"), default=None,
                    help="update budget (default: 20000 when --seconds is not given)")
     b.add_argument("--seed", type=_integer("--seed", 0), default=0, help="seed of the oracle and of the evaluation (default 0)")
-    b.add_argument("--threads", type=_positive_int("--threads"), default=1, help=THREADS_HELP)
+    b.add_argument("--threads", type=_positive_int("--threads"), default=None, help=THREADS_HELP)
     b.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sub.add_parser("reference", parents=[common], help="write the exact equilibrium to DIR/reference.json")
@@ -241,7 +258,7 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
         raise SpecError("--flow", "gaussian flows need an LQ problem")
     import torch
 
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or default_threads())
     defaults = EXACT_DEFAULTS if args.oracle == "exact" else LEARNED_DEFAULTS
     if args.scheme == "fp" and args.recency is None:
         args.recency = defaults["fp_recency"]
@@ -321,7 +338,7 @@ def _br_check(problem: Any, args: argparse.Namespace) -> int:
         raise SpecError("--oracle", f"exact needs an LQ problem; {args.problem} is not one")
     if getattr(problem, "reference", lambda: None)() is None:
         raise SpecError("PROBLEM", f"{args.problem} has no exact equilibrium to check a best response against")
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or default_threads())
     if args.oracle == "ddpg":
         budget = {} if args.seconds is None and args.updates is None else {"seconds": args.seconds, "updates": args.updates}
         oracle: Any = DDPGOracle(seed=args.seed, progress=False if args.quiet else None, **budget)

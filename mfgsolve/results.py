@@ -236,4 +236,5 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "pot": ot.__version__,
         "platform": platform.platform(),
         "device": device,
+        "torch_threads": torch.get_num_threads(),
     }

@@ -110,6 +110,26 @@ def test_same_seed_same_result_twice() -> None:
     assert not torch.equal(runs[0][0], actor_params(pi2))
 
 
+def test_one_and_two_threads_give_the_same_networks() -> None:
+    """The CLI runs two torch threads where two cores are free (``cli.default_threads``): the default-size updates
+    (batch 1024, hidden 64) and a 2-D actor acting on 20000 particles must not depend on it, to the last bit."""
+    pb = lq_2d()
+    m = equilibrium_flow(pb)
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            pi, info = DDPGOracle(seed=3, updates=40, eval_every=20, eval_agents=20000, progress=False).best_response(pb, m)
+            x = torch.randn(20000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+            runs.append((actor_params(pi), info.value, pi.act(1, x, m)))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(runs[0][0], runs[1][0])
+    assert runs[0][1] == runs[1][1]
+    assert torch.equal(runs[0][2], runs[1][2])
+
+
 def test_state_dict_resumes_exactly() -> None:
     """Save after one best response, restore into a fresh oracle: the next warm-started response is identical."""
     pb = mfg.load_problem("lq-1d", {"T": 3})
