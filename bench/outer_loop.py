@@ -14,7 +14,10 @@ The current defaults (batch_size 1024, 131072 particles for LQ problems, learned
 | lq-1d | damped 0.6 | 0.73, 1.19, 0.86% | 0.074, 0.086, 0.052% |
 | fresh 2-D | fp | 1.72% (seed 0 only; 510 s with another job) | 0.079% |
 
-``mfgsolve solve lq-1d --scheme fp --seed 1`` alone: 285 s. With 2000 updates a response (the budget before):
+``mfgsolve solve lq-1d --scheme fp|damped --seed S``, alone and one after another, two torch threads (the CLI's default
+where two cores are free; the same networks and flows to the last bit as one thread): fp seeds 0, 1, 2 266, 274,
+266 s; damped 257, 272, 252 s; with one thread 296, 285, 313 s and 300, 258, 261 s. The CLI runs reproduce the
+table's digits. With 2000 updates a response (the budget before):
 
 | problem | scheme | mean error per seed 0, 1, 2 | relative exploitability per seed |
 |---|---|---|---|
@@ -55,8 +58,9 @@ lq-1d fp seeds 0, 1, 2: 1.31, 2.39, 1.72% (exploitability 0.094, 0.123, 0.119%);
 The sampling floor falls (``bench/particle_floor.py``), the learned error stays: not made the default then.
 Adding ``--set batch_size=1024``: fp seeds 0, 1: 0.88, 1.83%; damped seed 1: 2.15% (exploitability 0.08-0.09%), but
 344 s alone for fp seed 1 even with two torch threads (355-389 s with another job): over the 5-minute budget.
-Commit 6b5ca40 made the update faster (and two torch threads turned out slower than one), which is what the
-current defaults spend.
+Commit 6b5ca40 made the update faster, which is what the current defaults spend. (Two torch threads measured slower
+then, in separate runs on a drifting machine; alternating the setting in one process, at batch 1024, they are ~20%
+faster: ``mfgsolve.cli.default_threads``.)
 """
 
 from __future__ import annotations
