@@ -12,12 +12,13 @@ The current defaults (batch_size 1024, 131072 particles for LQ problems, learned
 |---|---|---|---|
 | lq-1d | fp | 1.01, 1.64, 1.49% | 0.091, 0.093, 0.095% |
 | lq-1d | damped 0.6 | 0.73, 1.19, 0.86% | 0.074, 0.086, 0.052% |
-| fresh 2-D | fp | 1.72% (seed 0 only; 510 s with another job) | 0.079% |
+| fresh 2-D | fp | 1.72, 2.36, 1.92% | 0.079, 0.100, 0.084% |
 
 ``mfgsolve solve lq-1d --scheme fp|damped --seed S``, alone and one after another, two torch threads (the CLI's default
 where two cores are free; the same networks and flows to the last bit as one thread): fp seeds 0, 1, 2 266, 274,
 266 s; damped 257, 272, 252 s; with one thread 296, 285, 313 s and 300, 258, 261 s. The CLI runs reproduce the
-table's digits. With 2000 updates a response (the budget before):
+table's digits. The fresh 2-D game (CLI, two threads): seeds 1, 2 429 and 431 s; seed 1 is still falling at 15 responses
+(2.66% at 14), and ``--iterations 19`` takes it to 1.92% in 539 s. With 2000 updates a response (the budget before):
 
 | problem | scheme | mean error per seed 0, 1, 2 | relative exploitability per seed |
 |---|---|---|---|
