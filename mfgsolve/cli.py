@@ -39,7 +39,7 @@ def default_threads() -> int:
     Measured on a 2-core machine, in one process alternating the setting (so that the machine's drift cancels): a
     300-update warm DDPG response at batch 1024 took 1.95 s with two threads against 2.43 s with one, propagating
     131072 particles 0.81-0.94 s against 1.15-1.64 s. One and two threads give the same networks and the same flows
-    to the last bit (``tests/test_ddpg_oracle.py``); the exploitability estimates differ in the ninth digit.
+    to the last bit (``tests/test_ddpg.py``); the exploitability estimates differ in the ninth digit.
     Four threads (measured on the same machine) already change a response's value in the ninth digit.
     """
     import os
@@ -158,7 +158,7 @@ def _parser() -> _Parser:
     s.add_argument("--flow", choices=("gaussian", "particles"), default=None,
                    help="flow representation (default: gaussian for LQ with the exact oracle, else particles)")
     s.add_argument("--particles", type=_positive_int("--particles"), default=None,
-                   help="particles per flow (default: the problem's own, 32768 for LQ problems, else 4096)")
+                   help="particles per flow (default: the problem's own, 131072 for LQ problems, else 4096)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--resume", type=_out_dir, default=None, metavar="DIR",
                    help="continue the interrupted run in DIR (same arguments; instead of --out)")

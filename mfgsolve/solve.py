@@ -137,7 +137,7 @@ def solve(
         ``"particles"``.
     particles : int, optional
         Particles per flow (``flow="particles"``); mixtures are resampled back to this size. Default: the
-        problem's ``particles`` attribute (32768 for LQ problems), else 4096.
+        problem's ``particles`` attribute (131072 for LQ problems), else 4096.
     seed : int
         Seeds the one ``torch.Generator`` (particles, mixture draws) and ``numpy.random.Generator``
         (Wasserstein subsampling) of the run.
