@@ -18,12 +18,12 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree th
 
 from mfgsolve.brcheck import BRCheck, br_check
 from mfgsolve.diagnosis import Verdict, diagnose
-from mfgsolve.errors import NoEquilibriumError, SpecError
+from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, SpecError
 from mfgsolve.evaluation import CostEstimate, cost_difference, policy_cost, rollout_costs
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.lq import LQProblem, load_toml
 from mfgsolve.maddpg import MADDPG, MADDPGConfig
-from mfgsolve.metrics import Exploitability, exploitability, flow_distance, gaussian_w2, mean_error, wasserstein
+from mfgsolve.metrics import Exploitability, exploitability, flow_distance, gaussian_w2, mean_error, resolution, wasserstein
 from mfgsolve.nplayer import NashGap, NPlayerGame, lq_epsilon_nash
 from mfgsolve.oracles import BestResponseInfo, DDPGConfig, DDPGOracle, DDPGPolicy, ExactLQOracle, Oracle
 from mfgsolve.oracles import MFACConfig, MFACOracle, MFQConfig, MFQOracle, NoPopDDPGOracle
@@ -100,4 +100,6 @@ __all__ = [
     "solve_potential",
     "static_flow",
     "wasserstein",
+    "resolution",
+    "ResponseFailedError",
 ]

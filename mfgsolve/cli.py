@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
-from mfgsolve.errors import NoEquilibriumError, SpecError
+from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, SpecError
 
 __all__ = ["main"]
 
@@ -123,6 +123,28 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _br_settings(items: Sequence[str], oracle: str) -> dict[str, Any]:
+    """``--br-set`` pairs checked against the DDPG oracle's settings (the budget has its own options)."""
+    if not items:
+        return {}
+    if oracle not in ("ddpg", "ddpg-nopop"):
+        raise SpecError("--br-set", f"applies to --oracle ddpg and ddpg-nopop, not {oracle}")
+    from dataclasses import fields
+
+    from mfgsolve.oracles.ddpg import DDPGConfig
+
+    settings = _parse_sets(items)
+    known = {f.name for f in fields(DDPGConfig)} - {"seed", "updates", "seconds", "progress"}
+    for key in settings:
+        if key not in known:
+            raise SpecError("--br-set", f"unknown setting {key!r} (known: {', '.join(sorted(known))})")
+    try:
+        DDPGConfig(**settings)
+    except (TypeError, ValueError) as exc:
+        raise SpecError("--br-set", str(exc).splitlines()[0]) from None
+    return settings
+
+
 def _out_dir(text: str) -> Path:
     path = Path(text)
     if path.exists() and not path.is_dir():
@@ -159,10 +181,17 @@ def _parser() -> _Parser:
                    help="flow representation (default: gaussian for LQ with the exact oracle, else particles)")
     s.add_argument("--particles", type=_positive_int("--particles"), default=None,
                    help="particles per flow (default: the problem's own, 131072 for LQ problems, else 4096)")
+    s.add_argument("--metric", choices=("auto", "coupling", "moments", "exact", "sliced"), default="auto",
+                   help="distance between successive particle flows (default auto: exact in 1-D, the coupling "
+                   "bound of paired particles in several dimensions; moments: the Gelbrich lower bound; exact, "
+                   "sliced: POT on subsamples or projections, with a sampling floor)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--resume", type=_out_dir, default=None, metavar="DIR",
                    help="continue the interrupted run in DIR (same arguments; instead of --out)")
     s.add_argument("--threads", type=_positive_int("--threads"), default=None, help=THREADS_HELP)
+    s.add_argument("--br-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting of the learned oracle (ddpg, ddpg-nopop: a DDPGConfig field, e.g. "
+                   "actor_lr=1e-3, critic_lr=1e-3, reward_scale=0.1, grad_clip=1.0); repeatable")
     s.add_argument("--br-updates", type=_positive_int("--br-updates"), default=None,
                    help=f"gradient updates per learned best response (default {LEARNED_DEFAULTS['br_updates']}; "
                         "an update budget keeps a seeded run reproducible)")
@@ -204,6 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
     except NoEquilibriumError as exc:
         return _fail(f"{args.problem}: {exc}")
+    except ResponseFailedError as exc:  # the run directory holds the history so far and a summary saying why
+        print(f"mfgsolve: error: {exc}", file=sys.stderr)
+        return 3
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -267,16 +299,18 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
     scheme = make_scheme(args.scheme, args.alpha, args.recency)
     args.iterations = defaults["iterations"] if args.iterations is None else args.iterations
     args.tol = defaults["tol"] if args.tol is None else args.tol
-    if args.oracle == "exact" and (args.br_updates or args.br_seconds):
-        raise SpecError("--br-updates", "applies only to learned oracles")
+    for flag, given in (("--br-updates", args.br_updates), ("--br-seconds", args.br_seconds), ("--br-set", args.br_set)):
+        if args.oracle == "exact" and given:
+            raise SpecError(flag, "applies only to learned oracles")
+    settings = _br_settings(args.br_set, args.oracle)
     updates = args.br_updates if args.br_updates is not None else (None if args.br_seconds else LEARNED_DEFAULTS["br_updates"])
     budget = {"updates": updates, "seconds": args.br_seconds}
     if args.oracle == "ddpg":
         from mfgsolve.oracles import DDPGOracle
 
-        oracle: Any = DDPGOracle(seed=args.seed, progress=False if args.quiet else None, **budget)
+        oracle: Any = DDPGOracle(seed=args.seed, progress=False if args.quiet else None, **budget, **settings)
     elif args.oracle in BASELINES:
-        oracle = _baseline(args.oracle, args.seed, args.quiet, budget)
+        oracle = _baseline(args.oracle, args.seed, args.quiet, {**budget, **settings})
     else:
         oracle = ExactLQOracle()
     from mfgsolve.problem import default_particles
@@ -286,7 +320,7 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
     run_dir = args.resume if args.resume is not None else args.out
     kwargs = dict(
         scheme=scheme, iterations=args.iterations, tol=args.tol, flow=args.flow, particles=args.particles,
-        seed=args.seed, metadata={"source": source},
+        seed=args.seed, metric=args.metric, metadata={"source": source},
     )
     if args.resume is not None:
         _check_resumable(args.resume, problem, oracle, kwargs)
@@ -297,7 +331,7 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
     fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
     print(
         f"{s.problem}: {s.diagnosis} after {s.iterations} iterations (converged={s.converged}); "
-        f"residual {fmt(s.residuals[-1])}, rate {fmt(s.contraction_rate)}, mean_error {fmt(s.mean_error)}, "
+        f"gap {fmt(result.history[-1].gap)}, residual {fmt(s.residuals[-1])}, rate {fmt(s.contraction_rate)}, mean_error {fmt(s.mean_error)}, "
         f"relative_exploitability {fmt(s.relative_exploitability)}"
     )
     if s.advice:

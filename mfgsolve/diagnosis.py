@@ -7,8 +7,10 @@ If the map :math:`\Phi` contracts with rate :math:`\rho < 1`, Banach's theorem g
 which the loop evaluates with an estimated :math:`\rho` (so it is an estimate, not a certificate).
 The verdict is read from the fixed-point gap :math:`g_k = W(\mu(\pi^k), m^k)`: geometric decay (constant
 weights) or power-law decay (fictitious play's decreasing weights) is ``contracting``; growth is
-``diverging``; a flat gap whose successive flow increments alternate in sign is ``oscillating`` (period 2);
-any other flat gap is ``stalled``.
+``diverging``; a gap that stops falling at the sampling floor of the distance (what the particle count
+resolves, measured beside it) is ``resolution``; a flat gap above that floor whose successive flow increments
+alternate in sign is ``oscillating`` (period 2); any other flat gap is ``stalled`` (with a learned oracle: its
+noise floor).
 """
 
 from __future__ import annotations
@@ -21,13 +23,22 @@ import numpy as np
 
 __all__ = ["Diagnosis", "Verdict", "regression_rate", "running_rate", "posterior_bound", "diagnose"]
 
-Diagnosis = Literal["contracting", "oscillating", "diverging", "stalled"]
+Diagnosis = Literal[
+    "contracting", "oscillating", "diverging", "stalled", "resolution", "no-equilibrium", "failed-response"
+]
+
+#: A learned policy whose exploitability exceeds its best response's cost (relative exploitability above 1)
+#: did not learn a response: the run failed, whatever its gaps do.
+_FAILED_RELATIVE = 1.0
 
 #: A trend counts only if its log-slope exceeds twice its standard error and this size: per iteration for
 #: constant weights (a rate within 0.1% of 1 is flat), per unit of log k for fictitious play (decay slower than
 #: k^-0.1 is flat).
 _MIN_SLOPE = 1e-3
 _MIN_EXPONENT = 0.1
+#: A gap within this factor of the distance's sampling floor is at the floor (two samples of one law at full
+#: size lie about 1/sqrt(2) of the half-size floor apart).
+_AT_FLOOR = 1.5
 
 
 @dataclass(frozen=True)
@@ -78,25 +89,41 @@ def _trend(values: Sequence[float], *, loglog: bool, minimum: float) -> str | No
 
 
 def running_rate(residuals: Sequence[float], window: int = 3) -> float | None:
-    """Conservative rate for the bound: the largest of the last ``window`` successive ratios."""
+    """Conservative rate for the bound: the largest of the last ``window`` successive ratios; ``None`` until
+    there are ``window`` of them (the first ratios, before the dominant mode dominates, understate the rate)."""
     r = np.asarray(residuals, dtype=float)
-    if r.size < 2:
+    if r.size < window + 1:
         return None
-    ratios = r[1:] / r[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):  # a residual of exactly zero (nothing moved)
+        ratios = r[1:] / r[:-1]
     ratios = ratios[np.isfinite(ratios)][-window:]
-    return float(ratios.max()) if ratios.size else None
+    return float(ratios.max()) if ratios.size == window else None
 
 
-def posterior_bound(rate: float | None, residual: float) -> float | None:
-    r""":math:`\rho / (1 - \rho) \cdot r_k` when the estimated rate is below one, else ``None``."""
+def posterior_bound(rate: float | None, residual: float, floor: float = 0.0) -> float | None:
+    r""":math:`\rho / (1 - \rho) \cdot r_k + 2 f_k` when the estimated rate is below one, else ``None``.
+
+    The Banach term bounds the distance to the fixed point of the map the loop iterates. On particle flows
+    that map is the sampled one (common random numbers), whose fixed point differs from the equilibrium by
+    the flow's sampling error; :math:`f_k` (:func:`mfgsolve.resolution`) is about two standard errors of it,
+    so :math:`2 f_k` covers it at about four."""
     if rate is None or not rate < 1.0:
         return None
-    return rate / (1.0 - rate) * residual
+    return rate / (1.0 - rate) * residual + 2.0 * floor
 
 
 def _alternating(cosines: Sequence[float]) -> bool:
     c = np.asarray([x for x in cosines if np.isfinite(x)], dtype=float)[-6:]
     return c.size >= 2 and float(np.mean(c < 0)) >= 0.75
+
+
+def _at_floor(gaps: Sequence[float], floors: Sequence[float] | None) -> tuple[bool, float, float]:
+    """Whether the tail of the gaps sits at the sampling floor; the tail medians of both."""
+    if not floors or len(floors) != len(gaps) or len(gaps) < 3:
+        return False, math.nan, math.nan
+    tail = slice(len(gaps) // 2, None)
+    g, f = float(np.median(np.asarray(gaps)[tail])), float(np.median(np.asarray(floors)[tail]))
+    return bool(f > 0 and g <= _AT_FLOOR * f), g, f
 
 
 def diagnose(
@@ -109,6 +136,10 @@ def diagnose(
     scheme: str,
     alpha: float | None = None,
     tol: float | None = None,
+    floors: Sequence[float] | None = None,
+    learned: bool = True,
+    no_equilibrium: str | None = None,
+    relative_exploitability: float | None = None,
 ) -> Verdict:
     """Classify a run from its fixed-point gaps and the cosines between successive flow increments.
 
@@ -124,11 +155,34 @@ def diagnose(
         Fictitious play: judge the trend on a log-log scale (power law), not a log scale.
     scheme, alpha, tol
         Used to phrase the advice.
+    floors : sequence of float, optional
+        The distance's sampling floor per iteration (:func:`mfgsolve.resolution`); a gap that stops at it is
+        ``resolution``, not a property of the map.
+    learned : bool
+        Whether the oracle learns (its noise can hold the gap up) or is exact.
+    no_equilibrium : str, optional
+        Why the game has no unique equilibrium, when its exact reference found so (e.g. ``I - M`` singular).
+    relative_exploitability : float, optional
+        Of the final policy; above 1 with a learned oracle, its responses failed.
     """
     alternating = _alternating(cosines)
     rate = regression_rate(gaps)
     if converged:
         return Verdict("contracting", "", rate)
+    if no_equilibrium:
+        return Verdict(
+            "no-equilibrium",
+            f"the game has no unique equilibrium ({no_equilibrium}): no scheme can converge to one; check the "
+            "coupling terms",
+            rate,
+        )
+    if learned and relative_exploitability is not None and relative_exploitability > _FAILED_RELATIVE:
+        return Verdict(
+            "failed-response",
+            f"the learned responses failed (relative exploitability {relative_exploitability:.3g}): raise "
+            "--br-updates, or rescale the problem (--br-set reward_scale=..., actor_lr=..., critic_lr=...)",
+            rate,
+        )
     if blew_up:
         return Verdict("diverging", _diverging_advice(rate, alternating, scheme, alpha), rate)
     trend = _trend(gaps, loglog=decreasing_weights, minimum=_MIN_EXPONENT if decreasing_weights else _MIN_SLOPE)
@@ -139,17 +193,27 @@ def diagnose(
         if not decreasing_weights and rate is not None and rate < 1 and tol and gaps and gaps[-1] > 0:
             more = f"; about {max(1, math.ceil(math.log(tol / gaps[-1]) / math.log(rate)))} more iterations"
         return Verdict("contracting", f"still contracting but not converged: raise --iterations{more}", rate)
+    floor_reached, g, f = _at_floor(gaps, floors)
+    if floor_reached:
+        return Verdict(
+            "resolution",
+            f"the gap ({g:.2g}) has reached the sampling floor of the distance ({f:.2g}): the flow is a fixed "
+            "point as far as this many particles resolve; more particles (or --metric coupling) measure further",
+            rate,
+        )
     if trend == "up":
         return Verdict("diverging", _diverging_advice(rate, alternating, scheme, alpha), rate)
     if alternating:
         return Verdict("oscillating", _oscillating_advice(scheme, alpha), rate)
     other = "a smaller --recency (longer memory)" if scheme == "fp" else "--scheme fp"
-    return Verdict(
-        "stalled",
-        "the gap no longer decreases: with a learned oracle this is its noise floor (raise the best-response "
-        f"budget or the particle count); otherwise try {other}",
-        rate,
-    )
+    if learned:
+        return Verdict(
+            "stalled",
+            "the gap no longer decreases, above the distance's sampling floor: this is the learned oracle's noise "
+            f"floor (raise the best-response budget, --br-updates); or try {other}",
+            rate,
+        )
+    return Verdict("stalled", f"the gap no longer decreases with an exact oracle: try {other}", rate)
 
 
 def _diverging_advice(rate: float | None, alternating: bool, scheme: str, alpha: float | None) -> str:

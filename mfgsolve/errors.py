@@ -19,3 +19,7 @@ class SpecError(ValueError):
 
 class NoEquilibriumError(ArithmeticError):
     """The fixed-point equation has no unique solution (e.g. ``I - M`` is singular)."""
+
+
+class ResponseFailedError(ArithmeticError):
+    """A best response failed (non-finite losses, rewards or states): the run stops, its summary says why."""

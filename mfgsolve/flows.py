@@ -34,8 +34,9 @@ class Flow(Protocol):
         """Means of every marginal, shape ``(T+1, n)``."""
         ...
 
-    def mix(self, other: Flow, weight: float) -> Flow:
-        """The mixture ``(1 - weight) * self + weight * other``."""
+    def mix(self, other: Flow, weight: float, generator: torch.Generator | None = None) -> Flow:
+        """The mixture ``(1 - weight) * self + weight * other`` (``generator``: for particle flows, mix by
+        drawing each particle from one side, see :meth:`ParticleFlow.mix`)."""
         ...
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -90,7 +91,7 @@ class GaussianFlow:
     def covs(self) -> torch.Tensor:
         return self.cov_
 
-    def mix(self, other: Flow, weight: float) -> GaussianFlow:
+    def mix(self, other: Flow, weight: float, generator: torch.Generator | None = None) -> GaussianFlow:
         if not isinstance(other, GaussianFlow):
             raise TypeError("a GaussianFlow mixes only with another GaussianFlow")
         _check_weight(weight)
@@ -157,8 +158,15 @@ class ParticleFlow:
         """Samples ``(N, n)`` and weights ``(N,)`` of ``m_t``."""
         return self.x[t], self.w[t]
 
-    def mix(self, other: Flow, weight: float) -> ParticleFlow:
-        """Concatenate the samples, reweighted by ``1 - weight`` and ``weight`` (exact; grows the size)."""
+    def mix(self, other: Flow, weight: float, generator: torch.Generator | None = None) -> ParticleFlow:
+        """The mixture ``(1 - weight) * self + weight * other``.
+
+        Without ``generator``: the samples concatenated, reweighted by ``1 - weight`` and ``weight`` (exact;
+        grows the size). With ``generator`` and two flows of equally many particles: particle ``i`` (its whole
+        path) is taken from ``other`` with probability ``weight`` and from ``self`` otherwise, one uniform
+        draw per particle. The size stays, and particles paired by index (common random numbers) stay paired,
+        so the distance between successive flows can be measured by the index coupling.
+        """
         if not isinstance(other, ParticleFlow):
             raise TypeError("a ParticleFlow mixes only with another ParticleFlow")
         _check_weight(weight)
@@ -166,6 +174,12 @@ class ParticleFlow:
             return self
         if weight == 1.0:
             return other
+        if generator is not None and other.size == self.size:
+            take = torch.rand(self.size, generator=generator, dtype=torch.float64) < weight
+            take = take.to(self.x.device)
+            x = torch.where(take[None, :, None], other.x.to(self.x), self.x)
+            w = torch.where(take[None, :], other.w.to(self.w), self.w)
+            return ParticleFlow(x, w / w.sum(dim=1, keepdim=True))
         x = torch.cat([self.x, other.x.to(self.x)], dim=1)
         w = torch.cat([(1 - weight) * self.w, weight * other.w.to(self.w)], dim=1)
         return ParticleFlow(x, w)

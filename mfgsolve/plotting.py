@@ -29,8 +29,14 @@ def plot_residuals(history: Sequence[dict[str, Any]], ax: Axes) -> Axes:
     k, r = _column(history, "residual")
     _, b = _column(history, "bound")
     ax.semilogy(k, r, "o-", ms=3, label="residual $W_2(m^{k+1}, m^k)$")
+    _, g = _column(history, "gap")
+    if np.isfinite(g).any() and not np.allclose(g, r, equal_nan=True):
+        ax.semilogy(k, g, "s-", ms=2, lw=0.8, label=r"gap $W_2(\mu(\pi^k), m^k)$")
+    _, f = _column(history, "floor")
+    if (f > 0).any():
+        ax.semilogy(k, f, color="0.5", lw=0.8, label="sampling floor")
     if np.isfinite(b).any():
-        ax.semilogy(k, b, "--", label=r"bound $\hat\rho/(1-\hat\rho)\,$residual")
+        ax.semilogy(k, b, "--", label=r"bound $\hat\rho/(1-\hat\rho)\,$residual $+ 2\,$floor")
     _, err = _column(history, "reference_w2")
     if np.isfinite(err).any():
         ax.semilogy(k, err, ":", label="$W_2(m^{k+1}, m^*)$")

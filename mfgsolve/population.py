@@ -32,6 +32,7 @@ def propagate(
     n: int = 4096,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
+    noise: torch.Generator | None = None,
 ) -> Flow:
     """The flow of ``policy``: against the frozen ``m``, or self-consistently when ``m`` is ``None``.
 
@@ -46,7 +47,12 @@ def propagate(
     n : int
         Number of particles (``kind="particles"``).
     generator : torch.Generator
-        The only source of randomness (``kind="particles"``).
+        The source of randomness (``kind="particles"``): initial states and dynamics noise unless ``noise`` is
+        given, and the draws of the policy (a mixture's component per particle).
+    noise : torch.Generator, optional
+        Initial states and dynamics noise only. The outer loop passes a generator reset to one seed at every
+        iteration: particle ``i`` then keeps its initial state and noise path from flow to flow (common random
+        numbers), so successive flows differ only by what the policies changed.
     """
     if kind == "gaussian":
         return _propagate_gaussian(problem, policy, m)
@@ -54,21 +60,22 @@ def propagate(
         raise ValueError(f"unknown flow kind {kind!r}")
     if generator is None:
         raise ValueError("particle propagation needs an explicit torch.Generator")
-    return _propagate_particles(problem, policy, m, n=n, generator=generator, dtype=dtype)
+    return _propagate_particles(problem, policy, m, n=n, generator=generator, noise=noise or generator, dtype=dtype)
 
 
 def _propagate_particles(
-    problem: Problem, policy: Policy, m: Flow | None, *, n: int, generator: torch.Generator, dtype: torch.dtype
+    problem: Problem, policy: Policy, m: Flow | None, *, n: int, generator: torch.Generator,
+    noise: torch.Generator, dtype: torch.dtype,
 ) -> ParticleFlow:
     xs = torch.empty(problem.T + 1, n, problem.n, dtype=dtype)
-    xs[0] = problem.sample_x0(n, generator).to(dtype)
+    xs[0] = problem.sample_x0(n, noise).to(dtype)
     own = ParticleFlow.uniform(xs)  # filled in place; step t reads only marginals up to t
     frozen = own if m is None else m
     actor = policy.for_population(n, generator)
     with torch.no_grad():
         for t in range(problem.T):
             a = actor.act(t, xs[t], frozen)
-            xs[t + 1] = problem.step(t, xs[t], a, frozen, generator)
+            xs[t + 1] = problem.step(t, xs[t], a, frozen, noise)
     return own
 
 

@@ -8,6 +8,7 @@ exactly as a user's package would.
 from __future__ import annotations
 
 from importlib.metadata import EntryPoint, entry_points
+import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -32,14 +33,18 @@ def _looks_like_path(name: str) -> bool:
     return name.endswith(".toml") or "/" in name or Path(name).is_file()
 
 
-def load_problem(name: str, overrides: Mapping[str, Any] | None = None) -> Problem:
-    """A problem by registered name or by spec path.
+def load_problem(name: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None) -> Problem:
+    """A problem by registered name or by spec path (a string or a path object).
 
     Raises
     ------
     SpecError
         For an unknown name, a missing or invalid spec file, or an invalid override.
     """
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    if not isinstance(name, str):
+        raise SpecError("PROBLEM", f"expected a problem name or spec path, got {type(name).__name__}")
     overrides = dict(overrides or {})
     if _looks_like_path(name):
         path = Path(name)

@@ -37,17 +37,24 @@ class IterationRecord:
     residual : float
         :math:`\\max_t W_2(m^{k+1}_t, m^k_t)`.
     gap : float
-        Fixed-point gap :math:`\\max_t W_2(\\mu(\\pi^k)_t, m^k_t)` (equals the residual for Picard).
+        Fixed-point gap :math:`\\max_t W_2(\\mu(\\pi^k)_t, m^k_t)` (equals the residual for Picard); the run
+        stops on it.
+    floor : float
+        The sampling floor of the distance on :math:`m^{k+1}` (:func:`mfgsolve.resolution`: the distance between
+        two independent halves of the flow; 0 for Gaussian flows). A residual or gap at or below it is within
+        what the particle count resolves.
     ratio : float or None
         ``residual / previous residual``.
     rate_estimate : float or None
         Largest of the last three ratios (used for the bound).
     bound : float or None
-        A-posteriori bound ``rate / (1 - rate) * residual`` when ``rate < 1``.
+        A-posteriori bound ``rate / (1 - rate) * residual + 2 * floor`` on the distance to the equilibrium,
+        when ``rate < 1`` (the floor term covers the sampling error of a particle flow).
     mean_error : float or None
         :math:`\\max_t\\|m^{k+1}_t - m^*_t\\|_\\infty / \\max_t\\|m^*_t\\|_\\infty` against the reference.
     reference_w2 : float or None
-        :math:`\\max_t W_2(m^{k+1}_t, m^*_t)` when the reference law is available in closed form.
+        :math:`\\max_t W_2(m^{k+1}_t, m^*_t)` when the reference law is Gaussian and known: exact for Gaussian
+        flows, the moment (Gelbrich) distance for particle flows.
     exploitability, relative_exploitability : float or None
         Of the scheme's current policy, on its own flow, when computable.
     exploitability_se : float or None
@@ -61,6 +68,7 @@ class IterationRecord:
     iteration: int
     residual: float
     gap: float
+    floor: float
     ratio: float | None
     rate_estimate: float | None
     bound: float | None

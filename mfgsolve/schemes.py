@@ -20,6 +20,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
+import torch
+
 from mfgsolve.errors import SpecError
 from mfgsolve.flows import Flow
 from mfgsolve.policies import MixturePolicy, Policy
@@ -43,10 +45,16 @@ class Scheme(ABC):
         """Whether the weights go to zero (rates are then sublinear, judged on a log-log scale)."""
         return False
 
-    def update(self, k: int, m: Flow, mu: Flow, pi: Policy, policy: Policy | None) -> tuple[Flow, Policy]:
-        """``(m^{k+1}, policy^{k+1})`` from the frozen flow, the new flow, the best response and the old policy."""
+    def update(
+        self, k: int, m: Flow, mu: Flow, pi: Policy, policy: Policy | None, generator: torch.Generator | None = None
+    ) -> tuple[Flow, Policy]:
+        """``(m^{k+1}, policy^{k+1})`` from the frozen flow, the new flow, the best response and the old policy.
+
+        ``generator``: particle flows are mixed by drawing each particle from one side (see
+        :meth:`ParticleFlow.mix`), which keeps the size and the pairing of common random numbers.
+        """
         w = self.weight(k)
-        m_next = m.mix(mu, w)
+        m_next = m.mix(mu, w, generator)
         if self.average_policy and policy is not None and w < 1.0:
             return m_next, MixturePolicy.combine(policy, pi, w)
         return m_next, pi

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,10 +19,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mfgsolve.errors import ResponseFailedError, SpecError
 from mfgsolve.diagnosis import diagnose, posterior_bound, regression_rate, running_rate
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.lq import LQProblem
-from mfgsolve.metrics import Method, exploitability, flow_distance, mean_error
+from mfgsolve.metrics import METHODS, Method, exploitability, flow_distance, mean_error, resolution
 from mfgsolve.oracles.base import Oracle
 from mfgsolve.policies import Policy
 from mfgsolve.population import FlowKind, propagate, static_flow
@@ -45,14 +46,35 @@ __all__ = ["solve"]
 BLOWUP = 1e8
 
 
-def _reference_of(problem: Problem) -> Any | None:
+def _reference_of(problem: Problem) -> tuple[Any | None, str | None]:
+    """The problem's exact equilibrium (or ``None``) and, when it has none, why."""
     ref = getattr(problem, "reference", None)
     if ref is None:
-        return None
+        return None, None
     try:
-        return ref()
-    except ArithmeticError:  # no unique equilibrium: nothing to measure against
-        return None
+        return ref(), None
+    except ArithmeticError as exc:  # no unique equilibrium: nothing to measure against, and nothing to find
+        return None, str(exc)
+
+
+def _resolve_metric(metric: Method, flow: FlowKind, n: int) -> str:
+    """The estimator the loop uses: closed forms for Gaussian flows; for particles the exact sorted distance in
+    1-D and the coupling bound in n-D (``"auto"``), else what was asked for."""
+    if metric not in METHODS:
+        raise SpecError("metric", f"unknown estimator {metric!r} (choose from {', '.join(METHODS)})")
+    if flow == "gaussian":
+        if metric in ("auto", "moments"):
+            return "closed-form"
+        raise SpecError("metric", f"{metric!r} applies to particle flows; Gaussian flows use the closed form")
+    if metric == "auto":
+        return "exact" if n == 1 else "coupling"
+    return metric
+
+
+def noise_seed(seed: int) -> int:
+    """The seed of the run's common random numbers (initial states and dynamics noise), derived from ``seed``
+    apart from the streams ``seed`` and ``seed + 1`` that the run's other generators use."""
+    return int(np.random.SeedSequence([seed, 0x4352_4E]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 def _cosine(d1: torch.Tensor | None, d0: torch.Tensor | None) -> float:
@@ -73,6 +95,7 @@ class _LoopState:
     warm: Any
     history: list[IterationRecord]
     gaps: list[float]
+    floors: list[float]
     cosines: list[float]
     last_step: torch.Tensor | None
     elapsed: float
@@ -97,6 +120,24 @@ def _load_checkpoint(run_dir: Path, oracle: Oracle) -> _LoopState:
     if blob["oracle"] is not None:
         oracle.load_state_dict(blob["oracle"])  # type: ignore[attr-defined]
     return blob["state"]
+
+
+def _fail_run(out: Path | None, problem: Problem, oracle: Oracle, scheme: Scheme, st: _LoopState, error: str,
+              wall: float) -> None:
+    """Write the summary of a run whose best response failed (the history so far is already on disk)."""
+    if out is None:
+        return
+    residuals = [h.residual for h in st.history]
+    summary = Summary(
+        problem=getattr(problem, "name", type(problem).__name__), oracle=oracle.name, scheme=scheme.name,
+        iterations=len(st.history), converged=False, diagnosis="failed-response",
+        advice=f"{error}; the learned oracle's settings can be set with --br-set KEY=VALUE",
+        residuals=residuals, contraction_rate=regression_rate(residuals),
+        mean_error=st.history[-1].mean_error if st.history else None, exploitability=None,
+        relative_exploitability=None, exploitability_se=None, J_policy=None, J_best=None, reference_J=None,
+        reference_rho=None, wall_seconds=wall,
+    )
+    write_json(out / "summary.json", asdict(summary))
 
 
 def solve(
@@ -131,7 +172,8 @@ def solve(
     iterations : int
         Budget of outer iterations (best responses).
     tol : float
-        Stop when the residual :math:`\max_t W_2(m^{k+1}_t, m^k_t)` falls to ``tol`` or below.
+        Stop when the fixed-point gap :math:`\max_t W_2(\mu(\pi^k)_t, m^k_t)` falls to ``tol`` or below (for
+        Picard the residual :math:`W_2(m^{k+1}, m^k)`; damping would shrink the residual, not the gap).
     flow : {"gaussian", "particles"}, optional
         Flow representation; default ``"gaussian"`` (exact) for an LQ problem with the exact oracle, else
         ``"particles"``.
@@ -143,8 +185,13 @@ def solve(
         (Wasserstein subsampling) of the run.
     initial_flow : Flow, optional
         :math:`m^0`; default the initial law held still over time.
-    metric : {"auto", "exact", "sliced"}
-        How particle flows are compared in several dimensions (see :func:`mfgsolve.wasserstein`).
+    metric : {"auto", "coupling", "moments", "exact", "sliced"}
+        How successive particle flows are compared (see :func:`mfgsolve.wasserstein`). ``"auto"``: the exact
+        distance in 1-D (sorted samples), the coupling upper bound in several dimensions. Every particle flow of
+        the run is drawn with common random numbers (particle ``i`` keeps its initial state and noise path;
+        schemes mix by taking each particle from one side), so the coupling measures what the policies changed,
+        with no sampling floor. ``config.json`` names the estimator used; each iteration also records its
+        sampling floor (:func:`mfgsolve.resolution`) beside the residual.
     progress : bool, optional
         Progress bar on stderr; default: only when stderr is a terminal.
     callback : callable, optional
@@ -181,6 +228,7 @@ def solve(
     particles = default_particles(problem) if particles is None else particles
     if flow is None:
         flow = "gaussian" if isinstance(problem, LQProblem) and oracle.name == "exact" else "particles"
+    estimator = _resolve_metric(metric, flow, problem.n)
     config = {
         "problem": problem.config(),
         "oracle": oracle.config(),
@@ -189,7 +237,7 @@ def solve(
         "tol": tol,
         "flow": flow,
         "particles": particles if flow == "particles" else None,
-        "metric": metric,
+        "metric": estimator,
         "seed": seed,
         **(metadata or {}),
         "environment": environment(),
@@ -197,7 +245,8 @@ def solve(
     generator = torch.Generator().manual_seed(seed)
     eval_generator = torch.Generator().manual_seed(seed + 1)
     rng = np.random.default_rng(seed)
-    reference = _reference_of(problem)
+    crn = noise_seed(seed)
+    reference, no_equilibrium = _reference_of(problem)
     ref_flow = (
         GaussianFlow.from_numpy(reference.mean, reference.cov)
         if reference is not None and hasattr(reference, "cov")
@@ -211,31 +260,39 @@ def solve(
         eval_generator.set_state(st.eval_state)
         rng.bit_generator.state = st.numpy_state
     else:
-        m0 = initial_flow if initial_flow is not None else static_flow(problem, kind=flow, n=particles, generator=generator)
-        st = _LoopState(k=0, m=m0, policy=None, warm=None, history=[], gaps=[], cosines=[], last_step=None,
+        m0 = initial_flow if initial_flow is not None else static_flow(
+            problem, kind=flow, n=particles, generator=torch.Generator().manual_seed(crn))
+        st = _LoopState(k=0, m=m0, policy=None, warm=None, history=[], gaps=[], floors=[], cosines=[], last_step=None,
                         elapsed=0.0, torch_state=generator.get_state(), numpy_state=rng.bit_generator.state,
                         eval_state=eval_generator.get_state())
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
             write_json(out / "config.json", config)
-    distance = dict(method=metric, rng=rng)
+    distance = dict(method="auto" if estimator == "closed-form" else estimator, rng=rng)
+    learned = not getattr(oracle, "exact", False)
 
-    converged = bool(st.history) and st.history[-1].residual <= tol
+    converged = bool(st.history) and st.history[-1].gap <= tol
     blew_up = False
     start = time.perf_counter() - st.elapsed
     bar = tqdm(total=iterations, initial=st.k, desc=f"{scheme.name}/{oracle.name}",
                disable=None if progress is None else not progress)
     while st.k < iterations and not converged:
         k, m = st.k, st.m
-        pi, info = oracle.best_response(problem, m, warm_start=st.warm)
-        mu = propagate(problem, pi, m, kind=flow, n=particles, generator=generator)
+        try:
+            pi, info = oracle.best_response(problem, m, warm_start=st.warm)
+        except FloatingPointError as exc:
+            _fail_run(out, problem, oracle, scheme, st, str(exc), time.perf_counter() - start)
+            raise ResponseFailedError(f"best response {k + 1} failed: {exc}") from None
+        mu = propagate(problem, pi, m, kind=flow, n=particles, generator=generator,
+                       noise=torch.Generator().manual_seed(crn))
         # the response is a strategy against m: bound to it, it stays one inside averages and evaluations
-        m_next, policy = scheme.update(k, m, mu, pi.bind(m), st.policy)
+        m_next, policy = scheme.update(k, m, mu, pi.bind(m), st.policy, generator)
         if isinstance(m_next, ParticleFlow) and m_next.size > particles:
             m_next = m_next.resample(particles, generator)
 
         residual = flow_distance(m_next, m, **distance)
         gap = residual if isinstance(scheme, Picard) else flow_distance(mu, m, **distance)
+        floor = float(np.max(resolution(m_next, **distance)))
         step = m_next.means() - m.means()
         prev = st.history[-1].residual if st.history else None
         rate = running_rate([h.residual for h in st.history] + [residual])
@@ -246,9 +303,10 @@ def solve(
             gap=gap,
             ratio=residual / prev if prev else None,
             rate_estimate=rate,
-            bound=None if scheme.decreasing else posterior_bound(rate, residual),
+            floor=floor,
+            bound=None if scheme.decreasing else posterior_bound(rate, residual, floor),
             mean_error=mean_error(m_next, reference.mean) if reference is not None else None,
-            reference_w2=flow_distance(m_next, ref_flow) if isinstance(m_next, GaussianFlow) and ref_flow else None,
+            reference_w2=flow_distance(m_next, ref_flow, method="moments") if ref_flow is not None else None,
             exploitability=expl.value if expl else None,
             relative_exploitability=expl.relative if expl else None,
             exploitability_se=expl.se if expl else None,
@@ -258,6 +316,7 @@ def solve(
         )
         st = _LoopState(
             k=k + 1, m=m_next, policy=policy, warm=pi, history=st.history + [rec], gaps=st.gaps + [gap],
+            floors=st.floors + [floor],
             cosines=st.cosines + [_cosine(step, st.last_step)], last_step=step, elapsed=rec.seconds,
             torch_state=generator.get_state(), numpy_state=rng.bit_generator.state,
             eval_state=eval_generator.get_state(),
@@ -268,8 +327,8 @@ def solve(
         if callback is not None:
             callback(rec)
         bar.update(1)
-        bar.set_postfix(residual=f"{residual:.3g}")
-        converged = residual <= tol
+        bar.set_postfix(gap=f"{gap:.3g}")
+        converged = gap <= tol
         if not math.isfinite(residual) or residual > BLOWUP * max(st.history[0].residual, 1e-300):
             blew_up = True
             break
@@ -277,20 +336,24 @@ def solve(
     history = st.history
     wall = time.perf_counter() - start
 
+    # the summary's exploitability: exact where it can be, else an accurate Monte-Carlo estimate of the final policy
+    expl = exploitability(problem, st.policy, n=final_eval_particles, generator=eval_generator, flow=st.m)
     verdict = diagnose(
         st.gaps,
         st.cosines,
+        floors=st.floors,
+        learned=learned,
         converged=converged,
         blew_up=blew_up,
         decreasing_weights=scheme.decreasing,
         scheme=scheme.name,
         alpha=scheme.alpha if isinstance(scheme, Damped) else None,
         tol=tol,
+        no_equilibrium=no_equilibrium,
+        relative_exploitability=expl.relative if expl else None,
     )
     residuals = [h.residual for h in history]
     last = history[-1]
-    # the summary's exploitability: exact where it can be, else an accurate Monte-Carlo estimate of the final policy
-    expl = exploitability(problem, st.policy, n=final_eval_particles, generator=eval_generator, flow=st.m)
     summary = Summary(
         problem=getattr(problem, "name", type(problem).__name__),
         oracle=oracle.name,

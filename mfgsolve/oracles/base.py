@@ -33,7 +33,11 @@ class BestResponseInfo:
 
 @runtime_checkable
 class Oracle(Protocol):
-    """Computes a best response to a frozen flow."""
+    """Computes a best response to a frozen flow.
+
+    An oracle whose responses are exact (no learning noise) may say so with a class attribute ``exact = True``;
+    the outer loop then reads a stalled gap as a property of the map, not of the oracle.
+    """
 
     name: str
 

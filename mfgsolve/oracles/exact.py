@@ -23,6 +23,7 @@ class ExactLQOracle:
     """
 
     name = "exact"
+    exact = True  #: best responses without learning noise (the outer loop's diagnosis reads it)
 
     def best_response(
         self, problem: Problem, m: Flow, warm_start: Any | None = None
