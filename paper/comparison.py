@@ -239,8 +239,8 @@ def e4(quick: bool, *, save_table: SaveTable, save_figure: Callable[[Figure, str
     eps, fits = epsilon_nash(quick)
     save_table(eps, "e4_epsilon_nash", cmd,
                f"lq-1d, exact N-player epsilon-Nash. Exact MFE policy: log-log slope {fits['slope_exact']:.3f} "
-               f"(se {fits['se_exact']:.2g}) over N = 2..1024, {fits['slope_exact_N16']:.3f} "
-               f"(se {fits['se_exact_N16']:.2g}) over N >= 16. MF-MADDPG policy (affine projection on its flow): "
+               f"(se {fits['se_exact']:.2g}) over $N = 2, \\dots, 1024$, {fits['slope_exact_N16']:.3f} "
+               f"(se {fits['se_exact_N16']:.2g}) over $N \\ge 16$. MF-MADDPG policy (affine projection on its flow): "
                f"its MFG exploitability {fits['eps_inf_mf_maddpg']:.3g}, slope of the excess over it "
                f"{fits['slope_mf_maddpg_excess']:.3f}; mc\\_eps\\_network: the network itself in a simulated "
                "N-player game against the exact best response to its projection (a lower bound), with its "
