@@ -46,6 +46,7 @@ from typing import Sequence
 
 import numpy as np
 import scipy.sparse
+from scipy.linalg.lapack import dpotrf as _potrf, dpotrs as _potrs
 import scipy.sparse.linalg
 
 from mfgsolve.errors import NoEquilibriumError, SpecError
@@ -195,6 +196,7 @@ def riccati(coef: LQCoefficients) -> Riccati:
         problem in ``a`` then has no minimiser.
     """
     T, n, p = coef.T, coef.n, coef.p
+    _check_memory(reference_memory(T, n, p), f"the exact LQ solution (T={T}, n={n}, p={p})")
     A, B = coef.A, coef.B
     P = np.empty((T + 1, n, n))
     K = np.empty((T, p, n))
@@ -203,12 +205,11 @@ def riccati(coef: LQCoefficients) -> Riccati:
     for t in range(T - 1, -1, -1):
         Pn = P[t + 1]
         G[t] = _sym(coef.R + B.T @ Pn @ B)
-        try:
-            chol = np.linalg.cholesky(G[t])
-        except np.linalg.LinAlgError:
-            raise SpecError("R", f"R + B'P_{{t+1}}B is not positive definite at t={t}") from None
+        chol, info = _potrf(G[t], lower=1)  # LAPACK directly: a long horizon makes the call overhead count
+        if info != 0:
+            raise SpecError("R", f"R + B'P_{{t+1}}B is not positive definite at t={t}")
         L = coef.N.T + B.T @ Pn @ A
-        K[t] = np.linalg.solve(chol.T, np.linalg.solve(chol, L))
+        K[t] = _potrs(chol, L, lower=1)[0]
         P[t] = _sym(coef.Q + A.T @ Pn @ A - L.T @ K[t])
     return Riccati(P=P, K=K, G=G)
 
