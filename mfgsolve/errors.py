@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SpecError", "NoEquilibriumError"]
+__all__ = ["SpecError", "NoEquilibriumError", "UncertifiedReferenceError"]
 
 
 class SpecError(ValueError):
@@ -19,3 +19,13 @@ class SpecError(ValueError):
 
 class NoEquilibriumError(ArithmeticError):
     """The fixed-point equation has no unique solution (e.g. ``I - M`` is singular)."""
+
+
+class UncertifiedReferenceError(ArithmeticError):
+    """A reference solver's answer failed its own certificate (solver status, or its exact exploitability above
+    the stated tolerance): there is no ground truth to measure against, and none is written.
+
+    An ``ArithmeticError`` like :class:`NoEquilibriumError`, so that :func:`mfgsolve.solve` runs without a
+    reference (no error against it) rather than scoring a run against a wrong one; the CLI's ``reference``
+    command prints the one-line message and exits with code 2.
+    """
