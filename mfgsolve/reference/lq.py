@@ -223,34 +223,42 @@ def _batched(m: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def _affine_terms(coef: LQCoefficients, ric: Riccati, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Backward recursions for ``p_t``, ``k_t``, ``r_t`` against batched mean flows ``m`` ``(T+1, n, J)``."""
+    r"""Backward recursions for ``p_t``, ``k_t``, ``r_t`` against batched mean flows ``m`` ``(T+1, n, J)``.
+
+    Everything but the recursion itself is computed for all ``t`` at once: with :math:`F_t = A - BK_t` and
+    :math:`d_t = \bar A m_t + c` the recursion for ``p`` is
+    :math:`p_t = e_t + F_t' p_{t+1}`, :math:`e_t = S m_t + S_{next} m_{t+1} + s - K_t'(U m_t + u) + F_t'P_{t+1}d_t`
+    (the module docstring's formula with :math:`l_t` expanded), one small product per step; ``k`` and ``r``
+    follow from ``p`` without a loop (``r`` by a reversed cumulative sum, in the recursion's order).
+    """
     T, n, p = coef.T, coef.n, coef.p
     J = m.shape[2]
     A, B, P, K, G = coef.A, coef.B, ric.P, ric.K, ric.G
+    P1 = P[1:]  # (T, n, n)
+    Ft = np.swapaxes(A[None] - B[None] @ K, 1, 2)  # F_t' (T, n, n)
+    mt, mn = m[:T], m[1:]
+    d = coef.Abar @ mt + coef.c[:, None]  # (T, n, J)
+    Pd = P1 @ d
+    Um = coef.U @ mt + coef.u[:, None]  # (T, p, J)
+    e = coef.S @ mt + coef.S_next @ mn + coef.s[:, None] - np.swapaxes(K, 1, 2) @ Um + Ft @ Pd
     pv = np.empty((T + 1, n, J))
-    kv = np.empty((T, p, J))
-    r = np.empty((T + 1, J))
     mT = m[T]
     pv[T] = coef.ST @ mT + coef.sT[:, None]
-    r[T] = np.einsum("ij,ik,kj->j", mT, coef.WT, mT) + 2.0 * coef.wT @ mT
-    trace_noise = np.einsum("tij,ji->t", P[1:], coef.Sigma_w)
     for t in range(T - 1, -1, -1):
-        mt = m[t]
-        Pn, pn = P[t + 1], pv[t + 1]
-        d = coef.Abar @ mt + coef.c[:, None]
-        Pd_p = Pn @ d + pn
-        l = coef.U @ mt + coef.u[:, None] + B.T @ Pd_p
-        kv[t] = np.linalg.solve(G[t], l)
-        pv[t] = coef.S @ mt + coef.S_next @ m[t + 1] + coef.s[:, None] + A.T @ Pd_p - K[t].T @ l
-        r[t] = (
-            np.einsum("ij,ik,kj->j", mt, coef.W, mt)
-            + 2.0 * coef.w @ mt
-            + np.einsum("ij,ik,kj->j", d, Pn, d)
-            + 2.0 * np.einsum("ij,ij->j", pn, d)
-            + trace_noise[t]
-            + r[t + 1]
-            - np.einsum("ij,ij->j", l, kv[t])
-        )
+        pv[t] = e[t] + Ft[t] @ pv[t + 1]
+    l = Um + B.T @ (Pd + pv[1:])  # (T, p, J)
+    kv = np.linalg.solve(G, l)
+    stage = (
+        np.einsum("tij,ik,tkj->tj", mt, coef.W, mt)
+        + 2.0 * np.einsum("i,tij->tj", coef.w, mt)
+        + np.einsum("tij,tij->tj", d, Pd)
+        + 2.0 * np.einsum("tij,tij->tj", pv[1:], d)
+        + np.einsum("tij,ji->t", P1, coef.Sigma_w)[:, None]
+        - np.einsum("tij,tij->tj", l, kv)
+    )  # (T, J)
+    r = np.empty((T + 1, J))
+    r[T] = np.einsum("ij,ik,kj->j", mT, coef.WT, mT) + 2.0 * coef.wT @ mT
+    r[::-1] = np.cumsum(np.concatenate([r[T][None], stage[::-1]]), axis=0)  # r_t = stage_t + r_{t+1}
     return pv, kv, r
 
 
@@ -348,7 +356,8 @@ def picard_map(coef: LQCoefficients, ric: Riccati | None = None) -> tuple[np.nda
     ric = riccati(coef) if ric is None else ric
     T, n = coef.T, coef.n
     d = (T + 1) * n
-    _check_memory(8.0 * 3 * d * (d + 1), f"the dense Picard matrix of {d} x {d}")
+    # the basis, the responses and about eight temporaries of the same size in the vectorised recursions
+    _check_memory(8.0 * 10 * d * (d + 1), f"the dense Picard matrix of {d} x {d}")
     basis = np.concatenate([np.zeros((d, 1)), np.eye(d)], axis=1).reshape(T + 1, n, d + 1)
     _, kv, _ = _affine_terms(coef, ric, basis)
     out = mean_flow(coef, ric.K, kv, basis).reshape(d, d + 1)
@@ -566,10 +575,11 @@ _SINGULAR = "I - M is singular: the mean field game has no unique equilibrium me
 _DENSE_EIG = 400
 
 
-def equilibrium(coef: LQCoefficients) -> LQReference:
+def equilibrium(coef: LQCoefficients, ric: Riccati | None = None) -> LQReference:
     """The exact equilibrium: one linear solve ``(I - M) m = b``, valid whatever ``rho(M)`` is.
 
-    Structured (:class:`PicardOperator`): time and memory linear in ``T``.
+    Structured (:class:`PicardOperator`): time and memory linear in ``T``. ``ric``, the game's
+    :func:`riccati` when the caller has it (e.g. ``LQProblem.riccati``), is not recomputed.
 
     Raises
     ------
@@ -580,7 +590,7 @@ def equilibrium(coef: LQCoefficients) -> LQReference:
     """
     _check_memory(reference_memory(coef.T, coef.n, coef.p),
                   f"the exact reference (T={coef.T}, n={coef.n}, p={coef.p})")
-    ric = riccati(coef)
+    ric = riccati(coef) if ric is None else ric
     op = PicardOperator(coef, ric)
     with np.errstate(all="ignore"):
         mean = op.equilibrium_mean()
