@@ -166,14 +166,13 @@ def _dumps(value: Any, indent: str) -> str:
         inner = indent + "  "
         items = (f"{inner}{json.dumps(k)}: {_dumps(v, inner)}" for k, v in value.items())
         return "{\n" + ",\n".join(items) + "\n" + indent + "}"
-    if isinstance(value, list) and value and _holds_mapping(value):
+    if isinstance(value, list):
+        flat = json.dumps(value)
+        if "{" not in flat:  # no mapping inside (a brace inside a string only costs the one-line layout)
+            return flat
         inner = indent + "  "
         return "[\n" + ",\n".join(inner + _dumps(v, inner) for v in value) + "\n" + indent + "]"
     return json.dumps(value)
-
-
-def _holds_mapping(value: list[Any]) -> bool:
-    return any(isinstance(v, Mapping) or (isinstance(v, list) and _holds_mapping(v)) for v in value)
 
 
 def save_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> None:
