@@ -18,7 +18,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree th
 
 from mfgsolve.brcheck import BRCheck, br_check
 from mfgsolve.diagnosis import Verdict, diagnose
-from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, SpecError
+from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, SpecError, UncertifiedReferenceError
 from mfgsolve.evaluation import CostEstimate, cost_difference, policy_cost, rollout_costs
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.lq import LQProblem, load_toml
@@ -77,6 +77,7 @@ __all__ = [
     "Scheme",
     "SolveResult",
     "SpecError",
+    "UncertifiedReferenceError",
     "Summary",
     "Verdict",
     "available_problems",

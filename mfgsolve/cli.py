@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
-from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, SpecError
+from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, SpecError, UncertifiedReferenceError
 
 __all__ = ["main"]
 
@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except SpecError as exc:
         return _fail(str(exc))
-    except NoEquilibriumError as exc:
+    except (NoEquilibriumError, UncertifiedReferenceError) as exc:
         return _fail(f"{args.problem}: {exc}")
     except ResponseFailedError as exc:  # the run directory holds the history so far and a summary saying why
         print(f"mfgsolve: error: {exc}", file=sys.stderr)
@@ -263,7 +263,7 @@ def _run(args: argparse.Namespace) -> int:
 def _reference(problem: Any, args: argparse.Namespace) -> int:
     from mfgsolve.results import save_npz, write_json
 
-    ref = problem.reference() if hasattr(problem, "reference") else None
+    ref = problem.reference() if hasattr(problem, "reference") else None  # refuses an uncertified one
     if ref is None:
         raise SpecError("PROBLEM", f"{args.problem} has no exact reference (it is solved only by a learned oracle)")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SpecError", "NoEquilibriumError"]
+__all__ = ["SpecError", "NoEquilibriumError", "ResponseFailedError", "UncertifiedReferenceError"]
 
 
 class SpecError(ValueError):
@@ -23,3 +23,13 @@ class NoEquilibriumError(ArithmeticError):
 
 class ResponseFailedError(ArithmeticError):
     """A best response failed (non-finite losses, rewards or states): the run stops, its summary says why."""
+
+
+class UncertifiedReferenceError(ArithmeticError):
+    """A reference solver's answer failed its own certificate (solver status, or its exact exploitability above
+    the stated tolerance): there is no ground truth to measure against, and none is written.
+
+    An ``ArithmeticError`` like :class:`NoEquilibriumError`, so that :func:`mfgsolve.solve` runs without a
+    reference (no error against it) rather than scoring a run against a wrong one; the CLI's ``reference``
+    command prints the one-line message and exits with code 2.
+    """

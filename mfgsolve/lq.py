@@ -269,7 +269,7 @@ class LQProblem:
 
     @cached_property
     def _reference(self) -> LQReference:
-        return equilibrium(self.coef)
+        return equilibrium(self.coef, self.riccati)
 
     def reference(self) -> LQReference:
         """The exact equilibrium (computed once). Raises NoEquilibriumError when it is not unique."""

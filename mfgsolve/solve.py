@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mfgsolve.errors import ResponseFailedError, SpecError
+from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, SpecError
 from mfgsolve.diagnosis import diagnose, posterior_bound, regression_rate, running_rate
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.lq import LQProblem
@@ -53,8 +53,10 @@ def _reference_of(problem: Problem) -> tuple[Any | None, str | None]:
         return None, None
     try:
         return ref(), None
-    except ArithmeticError as exc:  # no unique equilibrium: nothing to measure against, and nothing to find
+    except NoEquilibriumError as exc:  # no unique equilibrium: nothing to measure against, and nothing to find
         return None, str(exc)
+    except ArithmeticError:  # e.g. a reference that fails its own certificate: nothing to measure against
+        return None, None
 
 
 def _resolve_metric(metric: Method, flow: FlowKind, n: int) -> str:

@@ -16,7 +16,10 @@ Model (the issue's grid version; :math:`m_t` the population's distribution on th
 The crowd starts around -1, wants to reach +1 by ``T`` and dislikes company along the way (``Phi`` is a
 positive-definite kernel, so the interaction is a convex potential). The ground truth is the convex
 (potential) program of :mod:`mfgsolve.reference.potential`, solved with cvxpy and certified by DP
-(exploitability < 1e-5).
+(status ``optimal`` and exploitability < 1e-5 on these defaults,
+:data:`mfgsolve.reference.potential.CERTIFIED_EXPLOITABILITY`); settings where the interior point cannot reach
+its tolerances (e.g. ``dt = 1e-5``: moves cost :math:`1/(2\,dt)`) have no reference and say so
+(:class:`mfgsolve.UncertifiedReferenceError`).
 
 The problem this factory returns is the **continuous-state version** of the same model, the one a learned
 oracle solves: state :math:`x \in \mathbb{R}`, action :math:`a = y - x` (a displacement, bounded by the grid's
@@ -48,6 +51,7 @@ import numpy as np
 import torch
 
 from mfgsolve import Flow, GridPotentialMFG, MixturePolicy, ParticleFlow, Policy, PotentialReference, SpecError, solve_potential
+from mfgsolve import UncertifiedReferenceError
 from mfgsolve import wasserstein
 from mfgsolve.reference.potential import GridExploitability, exploitability, mixture_policy
 
@@ -113,7 +117,7 @@ class CrowdAversion:
         self.action_low = torch.tensor([-span], dtype=torch.float64)
         self.action_high = torch.tensor([span], dtype=torch.float64)
         self._noise = params["sigma"] * math.sqrt(params["dt"])
-        self._reference: PotentialReference | None = None
+        self._reference: PotentialReference | UncertifiedReferenceError | None = None
 
     def sample_x0(self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         z = torch.randn(n, 1, generator=generator, dtype=dtype)
@@ -139,9 +143,18 @@ class CrowdAversion:
         return grid_model(self.params)
 
     def reference(self) -> PotentialReference:
-        """The grid equilibrium by the convex program (solved once, a few seconds), certified by DP."""
+        """The grid equilibrium by the convex program (solved once, a few seconds), certified by DP.
+
+        Raises :class:`mfgsolve.UncertifiedReferenceError` (every call, solved once) when the solution does not
+        certify itself; :func:`mfgsolve.solve` then runs without a reference.
+        """
         if self._reference is None:
-            self._reference = solve_potential(self.grid_model())
+            try:
+                self._reference = solve_potential(self.grid_model())
+            except UncertifiedReferenceError as exc:
+                self._reference = exc
+        if isinstance(self._reference, UncertifiedReferenceError):
+            raise UncertifiedReferenceError(str(self._reference))
         return self._reference
 
     def reference_distance(self, m: Flow, p: int = 1) -> np.ndarray:

@@ -112,6 +112,37 @@ def test_dp_against_brute_force_enumeration():
     assert tiny.m0 @ pot.policy_value(tiny, pi, m)[0] == pytest.approx(costs[(d0, d1)], abs=1e-12)
 
 
+# dt = 1e-9 makes a move cost 1/(2 dt) = 5e8: the interior point stalls. On a 21-point grid with T = 4 Clarabel
+# ends "optimal_inaccurate" (measured: DP exploitability 9.3e3 on J 9.3e3, 1.1 s); on 11 points with T = 3 it
+# fails outright (SolverError). Neither may become a ground truth (issue 18, part 4).
+UNCERTIFIED = {"dt": 1e-9, "points": 21, "T": 4}
+
+
+@pytest.mark.parametrize("overrides", [UNCERTIFIED, {"dt": 1e-9, "points": 11, "T": 3}])
+def test_an_uncertified_equilibrium_is_refused(overrides):
+    # reference: the certificate itself (status "optimal" and DP exploitability <= CERTIFIED_EXPLOITABILITY)
+    problem = crowd_aversion(**overrides)
+    with pytest.raises(mfg.UncertifiedReferenceError, match="no certified reference"):
+        problem.reference()
+    with pytest.raises(ArithmeticError):  # solved once, refused on every call; solve() runs without a reference
+        problem.reference()
+
+
+def test_cli_refuses_an_uncertified_reference_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "ref"
+    sets = [f"--set={k}={v}" for k, v in UNCERTIFIED.items()]
+    assert main(["reference", "crowd-aversion", *sets, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no certified reference" in err and "optimal_inaccurate" in err
+    assert not out.exists()
+
+
+def test_the_certificate_is_the_stated_tolerance(ref):
+    # reference: the module docstring's certificate (exploitability < 1e-5), now a named constant
+    assert pot.CERTIFIED_EXPLOITABILITY == 1e-5
+    assert ref.status == "optimal" and abs(ref.exploitability) <= pot.CERTIFIED_EXPLOITABILITY * max(1, abs(ref.J))
+
+
 def test_cli_writes_the_reference_files(tmp_path, capsys):
     assert main(["reference", "crowd-aversion", "--out", str(tmp_path)]) == 0
     data = json.loads((tmp_path / "reference.json").read_text())

@@ -27,7 +27,10 @@ tolerances), reads the policy off the transfers, and certifies it: its exploitab
 
 .. math:: \mathcal{E}(\pi) = J(\pi \mid m^\pi) - \min_{\pi'} J(\pi' \mid m^\pi),
 
-is computed exactly by backward dynamic programming on the same grid (:func:`exploitability`).
+is computed exactly by backward dynamic programming on the same grid (:func:`exploitability`). A solution
+is returned only when the solver reports ``optimal`` and this exploitability is at most
+:data:`CERTIFIED_EXPLOITABILITY` (relative to the equilibrium cost where that exceeds one); otherwise
+:func:`solve_potential` raises :class:`~mfgsolve.errors.UncertifiedReferenceError`.
 
 References
 ----------
@@ -44,7 +47,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mfgsolve.errors import UncertifiedReferenceError
+
 __all__ = [
+    "CERTIFIED_EXPLOITABILITY",
     "GridPotentialMFG",
     "GridExploitability",
     "PotentialReference",
@@ -239,8 +245,7 @@ class PotentialReference:
         :math:`\\max_t \\sum_x m_t(x) |\\nu_t(x) - V^*_t(x)|` between the program's duals :math:`\\nu` and the DP
         value: a certificate that the KKT conditions are the game's HJB equation.
     solver, status : str
-        The cvxpy solver and its final status (``optimal``, or ``optimal_inaccurate`` when the interior point
-        stalled short of its tolerances; the DP ``exploitability`` says what the solution is worth either way).
+        The cvxpy solver and its final status (always ``optimal``: :func:`solve_potential` refuses any other).
     solve_seconds : float
         Wall time of the cvxpy solve.
     """
@@ -289,6 +294,12 @@ def _factor(C: np.ndarray) -> np.ndarray:
     return vecs[:, keep] * np.sqrt(vals[keep])
 
 
+#: The certificate of a reference: its exact (DP) exploitability on its own flow is at most this times
+#: ``max(1, |J|)`` (the equilibrium cost). Absolute 1e-5 on games with costs of order one (crowd-aversion's
+#: J = 4.25; measured 6.6e-8), relative beyond, because the interior point's gap tolerances are relative
+#: (kappa = 1e6 on crowd-aversion: J = 2.6e5, exploitability 3.2e-3, i.e. 1.3e-8 relative).
+CERTIFIED_EXPLOITABILITY = 1e-5
+
 #: Clarabel's defaults are 1e-8; 1e-9 gives a DP exploitability near 3e-8 on crowd-aversion (certificate: < 1e-5),
 #: while 1e-10 is below what the interior point reaches in double precision ("optimal_inaccurate").
 DEFAULT_SOLVER_OPTIONS: dict[str, Any] = {
@@ -304,9 +315,14 @@ def solve_potential(
     *,
     solver: str = "CLARABEL",
     mass_floor: float = 1e-9,
+    tolerance: float = CERTIFIED_EXPLOITABILITY,
     **solver_options: Any,
 ) -> PotentialReference:
     r"""Solve the potential program with cvxpy and certify the equilibrium by DP.
+
+    The solution is returned only if it certifies itself: cvxpy's status is ``optimal`` (not
+    ``optimal_inaccurate``) and the DP exploitability of the policy on its own flow is at most
+    ``tolerance * max(1, |J|)``.
 
     Parameters
     ----------
@@ -317,12 +333,20 @@ def solve_potential(
         The policy is :math:`n_t(x, \cdot) / m_t(x)` where :math:`m_t(x) >` ``mass_floor``; off the equilibrium
         path (less mass than the solver resolves) it is a best response to the flow, which an equilibrium
         policy is free to be there.
+    tolerance : float
+        The certificate (default :data:`CERTIFIED_EXPLOITABILITY`).
     **solver_options
         Passed to ``cvxpy.Problem.solve`` (default :data:`DEFAULT_SOLVER_OPTIONS` for Clarabel).
 
     Returns
     -------
     PotentialReference
+
+    Raises
+    ------
+    UncertifiedReferenceError
+        When the solver fails or ends with another status than ``optimal``, or the DP exploitability is above
+        the tolerance: the message (one line) gives the status and the exploitability.
 
     Examples
     --------
@@ -355,10 +379,15 @@ def solve_potential(
     program = cp.Problem(cp.Minimize(cp.sum(cp.hstack(terms))), rows + transitions)
     options = dict(DEFAULT_SOLVER_OPTIONS) if solver.upper() == "CLARABEL" and not solver_options else solver_options
     start = time.perf_counter()
-    program.solve(solver=solver, **options)
+    try:
+        program.solve(solver=solver, **options)
+    except cp.error.SolverError as exc:
+        raise UncertifiedReferenceError(f"no certified reference: {solver.upper()} failed on the potential program "
+                                        f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     seconds = time.perf_counter() - start
-    if program.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):  # inaccurate: judged by the DP certificate
-        raise ArithmeticError(f"the potential program ended with status {program.status!r}")
+    if program.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):  # no solution to read off
+        raise UncertifiedReferenceError(f"no certified reference: the potential program ended with status "
+                                        f"{program.status!r}")
 
     transfers = np.stack([np.clip(v.value, 0.0, None) for v in n])
     m_opt = np.stack([mfg.m0] + [np.asarray(v.value) for v in m[1:]])
@@ -375,6 +404,12 @@ def solve_potential(
     V, _ = best_response_value(mfg, density)
     J_pi = float(mfg.m0 @ policy_value(mfg, pi, density)[0])
     expl = J_pi - float(mfg.m0 @ V[0])
+    bound = tolerance * max(1.0, abs(J_pi))
+    if program.status != cp.OPTIMAL or not abs(expl) <= bound:  # DP values: J_policy >= J_best up to rounding
+        raise UncertifiedReferenceError(
+            f"no certified reference: {solver.upper()} ended {program.status!r}, DP exploitability {expl:.3g} "
+            f"(certificate: status 'optimal' and at most {bound:.3g}) with J {J_pi:.6g}"
+        )
 
     # cvxpy's dual of m_{t+1} = P'(column sums of n_t) is -V*_{t+1}: the KKT conditions are the HJB equation.
     # Interior-point complementary slackness (n * slack ~ tolerance) leaves the dual loose where the mass is
