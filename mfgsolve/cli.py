@@ -263,12 +263,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in ("reference", "br-check") and args.out is None:
         written = "reference.json" if args.command == "reference" else "br_check.json"
         raise SpecError("--out", f"required (the directory for {written})")
+    args.overrides = _parse_sets(args.set)
+    problem = load_problem(args.problem, args.overrides)
     if args.command in ("reference", "br-check"):  # refused before any work, not after the training
         from mfgsolve.rundir import check_writable
 
-        check_writable(args.out, "--out")
-    args.overrides = _parse_sets(args.set)
-    problem = load_problem(args.problem, args.overrides)
+        check_writable(args.out, "--out", keep=False)
     if args.command == "reference":
         return _reference(problem, args)
     if args.command == "br-check":

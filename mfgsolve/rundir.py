@@ -109,14 +109,25 @@ def read_config(directory: Path) -> dict[str, Any]:
     return config
 
 
-def check_writable(directory: Path, what: str = "run_dir") -> None:
-    """Create ``directory`` and a file in it, or raise one line saying why not (before any work is done)."""
+def check_writable(directory: Path, what: str = "run_dir", *, keep: bool = True) -> None:
+    """Create ``directory`` and a file in it, or raise one line saying why not (before any work is done).
+
+    ``keep=False`` removes again the directories it created (a check before the work that writes them).
+    """
+    directory = Path(directory)
+    created = [p for p in [directory, *directory.parents] if not p.exists()]
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
             pass
     except OSError as exc:
         raise RunDirError(what, f"cannot write to {directory}: {exc.strerror or exc}") from None
+    finally:
+        for p in created if not keep else ():
+            try:
+                p.rmdir()
+            except OSError:
+                pass
 
 
 # ------------------------------------------------------------------------------------------------------- lock
