@@ -7,6 +7,7 @@ import csv
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -315,13 +316,18 @@ def test_sigint_in_a_real_process(tmp_path):
     d = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "mfgsolve.cli", "solve", "lq-1d", "--oracle", "ddpg",
                              "--br-updates", "100000", "--particles", "300", "--quiet", "--out", str(d)],
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            # a shell's background job ignores SIGINT, and its children inherit that: restore it
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while not (d / "config.json").exists() and time.time() < deadline:
         time.sleep(0.1)
     time.sleep(0.5)
-    proc.send_signal(2)
-    _, err = proc.communicate(timeout=60)
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
     assert proc.returncode == 130
     assert _one_line(err).endswith(f"--resume {d}")
 
