@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
-from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, SpecError, UncertifiedReferenceError
+from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, RunDirError, SpecError, UncertifiedReferenceError
 
 __all__ = ["main"]
 
@@ -146,6 +146,8 @@ def _br_settings(items: Sequence[str], oracle: str) -> dict[str, Any]:
 
 
 def _out_dir(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("DIR: an empty path (give a directory)")
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"--out: {text} exists and is not a directory")
@@ -153,7 +155,12 @@ def _out_dir(text: str) -> Path:
 
 
 def _parser() -> _Parser:
-    parser = _Parser(prog="mfgsolve", description="Mean field game equilibria by an explicit fixed-point search.")
+    from mfgsolve import __version__
+
+    parser = _Parser(prog="mfgsolve", description="Mean field game equilibria by an explicit fixed-point search.",
+                     epilog=f"exit codes: 0 done, 2 bad input or a run directory that cannot be used, "
+                            f"{INTERRUPTED} interrupted (the run directory stays valid: --resume DIR)")
+    parser.add_argument("--version", action="version", version=f"mfgsolve {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     common = _Parser(add_help=False)
@@ -187,7 +194,11 @@ def _parser() -> _Parser:
                    "sliced: POT on subsamples or projections, with a sampling floor)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("--resume", type=_out_dir, default=None, metavar="DIR",
-                   help="continue the interrupted run in DIR (same arguments; instead of --out)")
+                   help="continue the interrupted run in DIR (same arguments; instead of --out). Its checkpoint is "
+                        "loaded as data only (nothing in it can run code)")
+    s.add_argument("--force", action="store_true",
+                   help="let --out replace what DIR holds (another run, other files); without it, --out takes only "
+                        "an empty or new directory")
     s.add_argument("--threads", type=_positive_int("--threads"), default=None, help=THREADS_HELP)
     s.add_argument("--br-set", action="append", default=[], metavar="KEY=VALUE",
                    help="a setting of the learned oracle (ddpg, ddpg-nopop: a DDPGConfig field, e.g. "
@@ -216,26 +227,60 @@ def _parser() -> _Parser:
     return parser
 
 
+#: Exit code of a run stopped by Ctrl-C (SIGINT), the shell's 128 + 2.
+INTERRUPTED = 130
+#: Exit code of a run stopped by a failed best response (its directory holds the history so far and a summary).
+RESPONSE_FAILED = 3
+
+
 def _fail(message: str) -> int:
     print(f"mfgsolve: error: {message}", file=sys.stderr)
     return 2
 
 
+def _run_dir(args: argparse.Namespace) -> tuple[str, Path | None]:
+    """The option naming the run directory of this command and its value (``("--out", None)`` when none)."""
+    if getattr(args, "resume", None) is not None:
+        return "--resume", args.resume
+    return "--out", getattr(args, "out", None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``mfgsolve`` console script; returns the exit code."""
+    """Entry point of the ``mfgsolve`` console script; returns the exit code (see ``mfgsolve --help``)."""
     try:
         args = _parser().parse_args(argv)
     except _UsageError as exc:
         return _fail(str(exc))
+    except SystemExit as exc:  # --help, --version
+        return int(exc.code or 0)
+    option, directory = _run_dir(args)
     try:
         return _run(args)
+    except RunDirError as exc:
+        return _fail(f"{option}: {exc.message}")
     except SpecError as exc:
         return _fail(str(exc))
     except (NoEquilibriumError, UncertifiedReferenceError) as exc:
         return _fail(f"{args.problem}: {exc}")
     except ResponseFailedError as exc:  # the run directory holds the history so far and a summary saying why
         print(f"mfgsolve: error: {exc}", file=sys.stderr)
-        return 3
+        return RESPONSE_FAILED
+    except KeyboardInterrupt:
+        from mfgsolve.rundir import release_all
+
+        release_all()
+        if args.command == "solve" and directory is not None and (directory / "config.json").is_file():
+            print(f"mfgsolve: interrupted; the files in {directory} are valid up to the last finished iteration: "
+                  f"continue with the same arguments and --resume {directory}", file=sys.stderr)
+        else:
+            print("mfgsolve: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except OSError as exc:  # a full disk, a directory made read-only during the run
+        where = exc.filename or directory
+        hint = ""
+        if args.command == "solve" and directory is not None and (directory / "checkpoint.pt").is_file():
+            hint = f"; the last checkpoint is intact: free the cause and --resume {directory}"
+        return _fail(f"cannot write {where}: {exc.strerror or exc}{hint}")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -250,9 +295,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "solve" and (args.out is None) == (args.resume is None):
         raise SpecError("--out", "give exactly one of --out DIR (a new run) and --resume DIR (continue one)")
     if args.command in ("reference", "br-check") and args.out is None:
-        raise SpecError("--out", "required (the directory for reference.json)")
+        written = "reference.json" if args.command == "reference" else "br_check.json"
+        raise SpecError("--out", f"required (the directory for {written})")
     args.overrides = _parse_sets(args.set)
     problem = load_problem(args.problem, args.overrides)
+    if args.command in ("reference", "br-check"):  # refused before any work, not after the training
+        from mfgsolve.rundir import check_writable
+
+        check_writable(args.out, "--out", keep=False)
     if args.command == "reference":
         return _reference(problem, args)
     if args.command == "br-check":
@@ -323,8 +373,8 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
         seed=args.seed, metric=args.metric, metadata={"source": source},
     )
     if args.resume is not None:
-        _check_resumable(args.resume, problem, oracle, kwargs)
-    result = solve(problem, oracle, run_dir=run_dir, resume=args.resume is not None,
+        _check_resumable(args.resume)
+    result = solve(problem, oracle, run_dir=run_dir, resume=args.resume is not None, overwrite=args.force,
                    progress=False if args.quiet else None, **kwargs)
     out = run_dir
     s = result.summary
@@ -340,22 +390,11 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_resumable(run_dir: Path, problem: Any, oracle: Any, kwargs: dict[str, Any]) -> None:
-    """Refuse to resume a run whose recorded settings differ from this command's (the history would not match)."""
-    import json
-
+def _check_resumable(run_dir: Path) -> None:
+    """Refuse a directory with no run in it; whether it is *this* run, :func:`mfgsolve.solve` checks (fingerprint)."""
     if not (run_dir / "config.json").is_file():
-        raise SpecError("--resume", f"{run_dir} holds no run to resume (no config.json, no checkpoint)")
-    old = json.loads((run_dir / "config.json").read_text())
-    new = {
-        "source": kwargs["metadata"]["source"], "oracle": oracle.config(), "scheme": kwargs["scheme"].config(),
-        "seed": kwargs["seed"], "particles": kwargs["particles"],
-    }
-    for key, value in new.items():
-        if key == "particles" and old.get("particles") is None:
-            continue
-        if json.loads(json.dumps(value)) != old.get(key):
-            raise SpecError("--resume", f"{key} differs from the interrupted run's ({old.get(key)!r})")
+        has = "a checkpoint.pt but no config.json" if (run_dir / "checkpoint.pt").is_file() else "no config.json"
+        raise SpecError("--resume", f"{run_dir} holds no run to resume ({has})")
 
 
 def _br_check(problem: Any, args: argparse.Namespace) -> int:
@@ -407,8 +446,23 @@ def _baseline(name: str, seed: int, quiet: bool, budget: dict[str, Any]) -> Any:
 def _plot(args: argparse.Namespace) -> int:
     from mfgsolve.plotting import plot_run
 
-    if not (args.run / "history.csv").is_file() or not (args.run / "summary.json").is_file():
-        raise SpecError("DIR", f"{args.run} is not a finished run directory (no history.csv / summary.json)")
+    import zipfile
+
+    from mfgsolve.results import load_run
+
+    need = ("config.json", "history.csv", "summary.json", "flow.npz")
+    missing = [name for name in need if not (args.run / name).is_file()]
+    if missing:
+        raise SpecError("DIR", f"{args.run} is not a finished run directory (no {', '.join(missing)})")
+    try:
+        run = load_run(args.run)
+    except (ValueError, KeyError, EOFError, OSError, zipfile.BadZipFile) as exc:  # a damaged file: not JSON, not a CSV of numbers, not npz
+        raise SpecError("DIR", f"{args.run} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})") from None
+    if not run.history or "residual" not in run.history[0] or "mean" not in run.flow:
+        raise SpecError("DIR", f"{args.run}: history.csv has no iterations to plot, or flow.npz no mean flow")
+    if not isinstance(run.summary, dict) or not isinstance(run.config, dict) or not all(
+            key in run.summary for key in ("problem", "oracle", "scheme", "diagnosis")):
+        raise SpecError("DIR", f"{args.run} is damaged (config.json / summary.json are not JSON objects)")
     for path in plot_run(args.run):
         print(f"wrote {path}")
     return 0

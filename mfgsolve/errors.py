@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["SpecError", "NoEquilibriumError", "ResponseFailedError", "UncertifiedReferenceError"]
+__all__ = ["SpecError", "RunDirError", "NoEquilibriumError", "ResponseFailedError", "UncertifiedReferenceError"]
 
 
 class SpecError(ValueError):
@@ -15,6 +15,13 @@ class SpecError(ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+
+class RunDirError(SpecError):
+    """A run directory that this run may not use (another run's, foreign files, locked, damaged, unwritable).
+
+    ``field`` is ``run_dir`` from Python; the CLI names its own option (``--out``, ``--resume``) instead.
+    """
 
 
 class NoEquilibriumError(ArithmeticError):

@@ -8,7 +8,6 @@ reference and the exploitability when they are computable. Every oracle and sche
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -19,8 +18,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, SpecError
+from mfgsolve import rundir
+from mfgsolve.checkpoint import load_checkpoint, save_checkpoint
 from mfgsolve.diagnosis import diagnose, posterior_bound, regression_rate, running_rate
+from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, RunDirError, SpecError
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.lq import LQProblem
 from mfgsolve.metrics import METHODS, Method, exploitability, flow_distance, mean_error, resolution
@@ -106,19 +107,20 @@ class _LoopState:
     eval_state: torch.Tensor
 
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = rundir.CHECKPOINT
 
 
 def _save_checkpoint(run_dir: Path, state: _LoopState, oracle: Oracle) -> None:
     oracle_state = oracle.state_dict() if hasattr(oracle, "state_dict") else None
-    buf = io.BytesIO()
-    torch.save({"state": state, "oracle": oracle_state}, buf)
-    atomic_write(run_dir / CHECKPOINT, buf.getvalue())
+    blob = {"fingerprint": rundir.fingerprint_of(run_dir), "state": state, "oracle": oracle_state}
+    atomic_write(run_dir / CHECKPOINT, save_checkpoint(blob))
 
 
-def _load_checkpoint(run_dir: Path, oracle: Oracle) -> _LoopState:
-    # The checkpoint is this run's own file (flows, policies, generator states): trusted like a pickle.
-    blob = torch.load(run_dir / CHECKPOINT, weights_only=False)
+def _load_checkpoint(run_dir: Path, oracle: Oracle, fingerprint: str) -> _LoopState:
+    # data only (mfgsolve.checkpoint's allow-list): a crafted file is refused before anything in it runs
+    blob = load_checkpoint(run_dir / CHECKPOINT, extra=[_LoopState])
+    if blob.get("fingerprint") != fingerprint or not isinstance(blob["state"], _LoopState):
+        raise RunDirError("run_dir", f"{run_dir / CHECKPOINT} belongs to another run than {run_dir / 'config.json'}")
     if blob["oracle"] is not None:
         oracle.load_state_dict(blob["oracle"])  # type: ignore[attr-defined]
     return blob["state"]
@@ -158,6 +160,7 @@ def solve(
     callback: Callable[[IterationRecord], None] | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     metadata: dict[str, Any] | None = None,
     eval_particles: int = 2000,
     final_eval_particles: int = 100_000,
@@ -202,9 +205,15 @@ def solve(
         Write the run directory as the run goes: ``config.json`` first, then after every iteration
         ``history.csv`` and ``checkpoint.pt`` (loop state, generator states and the oracle's ``state_dict``),
         and at the end ``summary.json`` and ``flow.npz``.
+        ``run_dir`` belongs to this run (:mod:`mfgsolve.rundir`): it must be empty or absent, it is locked while
+        the run writes, and ``config.json`` and the checkpoint record the run's fingerprint (problem content,
+        oracle, scheme, flow, particles, seed, metric, evaluation sizes, initial flow).
     resume : bool
         Continue from ``run_dir``'s checkpoint (from the start if the run died before its first one). With the same arguments the resumed run ends with the same
-        history as an uninterrupted one (timing columns aside).
+        history as an uninterrupted one (timing columns aside). Refused, naming the setting, when ``run_dir``
+        holds another run (a different fingerprint); ``iterations`` and ``tol`` may change.
+    overwrite : bool
+        Replace what ``run_dir`` holds (another run's files first of all its checkpoint) instead of refusing.
     metadata : dict, optional
         Extra entries for ``config.json`` (the CLI records how the problem was named).
     eval_particles, final_eval_particles : int
@@ -241,6 +250,9 @@ def solve(
         "particles": particles if flow == "particles" else None,
         "metric": estimator,
         "seed": seed,
+        "eval_particles": eval_particles,
+        "final_eval_particles": final_eval_particles,
+        "initial_flow": rundir.flow_digest(initial_flow),
         **(metadata or {}),
         "environment": environment(),
     }
@@ -255,9 +267,14 @@ def solve(
         else None
     )
     out = Path(run_dir) if run_dir is not None else None
-    if resume and (out / CHECKPOINT).is_file():  # type: ignore[operator]
+    claim = None
+    if run_dir is not None:  # the directory is this run's (lock, fingerprint, no stale checkpoint) before any work
+        settings = rundir.run_settings(config)
+        claim = rundir.claim(run_dir, settings, resume=resume, overwrite=overwrite)
+        config["fingerprint"] = claim.fingerprint
+    if claim is not None and claim.has_checkpoint:
         assert out is not None
-        st = _load_checkpoint(out, oracle)
+        st = _load_checkpoint(out, oracle, claim.fingerprint)
         generator.set_state(st.torch_state)
         eval_generator.set_state(st.eval_state)
         rng.bit_generator.state = st.numpy_state
@@ -380,4 +397,6 @@ def solve(
     result = SolveResult(history=tuple(history), summary=summary, flow=st.m, policy=st.policy, config=config)
     if out is not None:
         save_run(result, out)
+    if claim is not None:
+        claim.release()
     return result

@@ -265,7 +265,7 @@ def _learned_run(problem: str, scheme: mfg.Scheme, *, seed: int, iterations: int
     return mfg.solve(
         pb, oracle, scheme=scheme, iterations=iterations, tol=LEARNED_DEFAULTS["tol"], seed=seed, progress=False,
         eval_particles=2000 if not quick else 500, final_eval_particles=100_000 if not quick else 5000,
-        run_dir=RUNS / tag, metadata={"source": {"problem": problem, "overrides": {}}},
+        run_dir=RUNS / tag, overwrite=True, metadata={"source": {"problem": problem, "overrides": {}}},
     )
 
 
@@ -351,7 +351,7 @@ def e3_budget(quick: bool) -> None:
             results.append(mfg.solve(
                 pb, oracle, scheme=mfg.Damped(0.5), iterations=iters, tol=1e-6, seed=s, progress=False,
                 eval_particles=500 if quick else 2000, final_eval_particles=5000 if quick else 100_000,
-                run_dir=RUNS / (f"e3-lq-1d-{secs:g}s-seed{s}" + ("-quick" if quick else "")),
+                run_dir=RUNS / (f"e3-lq-1d-{secs:g}s-seed{s}" + ("-quick" if quick else "")), overwrite=True,
                 metadata={"source": {"problem": "lq-1d", "overrides": {}}},
             ))
         fe, fe_ci = _ci95([r.summary.relative_exploitability for r in results])

@@ -197,7 +197,7 @@ class _MFOracle:
         return float(rollout_costs(problem, policy, m, n=self.cfg.eval_agents, generator=gen).mean())
 
     def state_dict(self) -> dict[str, Any]:
-        """Networks, optimisers and generator states (a checkpoint of the run; trusted like a pickle)."""
+        """Networks, optimisers and generator states (a checkpoint of the run, loaded as data: mfgsolve.checkpoint)."""
         rest = {k: v for k, v in self.__dict__.items() if k not in ("cfg", "generators")}
         return {"config": asdict(self.cfg), "generators": {k: g.get_state() for k, g in self.generators.items()},
                 "state": rest}
