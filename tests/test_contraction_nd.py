@@ -188,3 +188,50 @@ def test_particle_runs_are_reproducible():
     a, b = (_exact_particle_run(pb, particles=4096, iterations=4, scheme=mfg.FictitiousPlay()) for _ in range(2))
     assert [h.residual for h in a.history] == [h.residual for h in b.history]
     assert torch.equal(a.flow.x, b.flow.x)
+
+
+# The verdicts from the command line: one run each, on games written here.
+NO_EQUILIBRIUM = {"family": "lq", "T": 1, "A": 1.0, "B": 1.0, "R": 1.0, "QbarT": 1.0, "HT": 2.0, "Sigma_w": 0.01,
+                  "mu0": 1.0, "Sigma0": 0.1}  # I - M singular
+DIVERGING = {"family": "lq", "T": 20, "A": 50.0, "B": 0.1, "R": 1e-6, "Qbar": 1.0, "H": 0.5, "QbarT": 1.0,
+             "HT": 0.5, "Sigma_w": 0.09, "mu0": 1.0, "Sigma0": 0.25}  # states grow like 50^t
+
+
+def test_cli_names_a_game_without_equilibrium(tmp_path, capsys):
+    from lq_specs import to_toml
+
+    from mfgsolve.cli import main
+
+    spec = tmp_path / "nouniq.toml"
+    spec.write_text(to_toml(NO_EQUILIBRIUM))
+    assert main(["solve", str(spec), "--oracle", "exact", "--iterations", "20", "--quiet", "--out",
+                 str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "no-equilibrium" in out and "singular" in out and "noise floor" not in out
+
+
+def test_cli_failed_response_exits_3_with_a_summary_and_settable_advice(tmp_path, capsys):
+    import json
+
+    from lq_specs import to_toml
+
+    from mfgsolve.cli import main
+
+    spec = tmp_path / "div.toml"
+    spec.write_text(to_toml(DIVERGING))
+    run = tmp_path / "run"
+    code = main(["solve", str(spec), "--oracle", "ddpg", "--br-updates", "3", "--particles", "64", "--iterations",
+                 "2", "--quiet", "--out", str(run)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1 and "--br-set" in err[0]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["diagnosis"] == "failed-response" and not summary["converged"]
+    # the settings the message recommends are accepted from the command line; unknown ones are one clean line
+    assert main(["solve", str(spec), "--oracle", "ddpg", "--br-set", "bogus=1", "--out", str(tmp_path / "b")]) == 2
+    assert "bogus" in capsys.readouterr().err
+    assert main(["solve", str(spec), "--oracle", "exact", "--br-set", "grad_clip=1", "--out",
+                 str(tmp_path / "c")]) == 2
+    assert main(["solve", str(spec), "--oracle", "ddpg", "--br-set", "actor_lr=-1", "--out", str(tmp_path / "e")]) == 2
+    from mfgsolve.cli import _br_settings
+
+    assert _br_settings(["grad_clip=1", "actor_lr=1e-3"], "ddpg") == {"grad_clip": 1, "actor_lr": 1e-3}
