@@ -79,3 +79,38 @@ class Problem(Protocol):
     def config(self) -> dict[str, Any]:
         """A JSON-serialisable description that rebuilds the problem (recorded in ``config.json``)."""
         ...
+
+
+def probe_problem(problem: Any) -> None:
+    """Call a problem's callbacks once on a small batch and check what they return: shapes, dtypes, finiteness.
+
+    Run by :func:`mfgsolve.solve` before any work, so that a user's problem that returns ``(batch, 1)`` rewards,
+    a state of the wrong width or a NaN is named at once, with the callback, instead of failing deep inside an
+    oracle. Raises :class:`mfgsolve.SpecError` (``field`` is the callback's name).
+    """
+    from mfgsolve.errors import SpecError
+    from mfgsolve.flows import ParticleFlow
+
+    k, T, n, p = 4, problem.T, problem.n, problem.p
+    g = torch.Generator().manual_seed(0)
+
+    def tensor(name: str, value: Any, shape: tuple[int, ...]) -> torch.Tensor:
+        if not isinstance(value, torch.Tensor):
+            raise SpecError(name, f"returned {type(value).__name__}, expected a torch.Tensor of shape {shape}")
+        if tuple(value.shape) != shape:
+            raise SpecError(name, f"returned shape {tuple(value.shape)}, expected {shape} (a batch of {k})")
+        if not value.is_floating_point():
+            raise SpecError(name, f"returned dtype {value.dtype}, expected a floating-point tensor")
+        if not torch.isfinite(value).all():
+            raise SpecError(name, "returned a non-finite value on a probe batch")
+        return value
+
+    x = tensor("sample_x0", problem.sample_x0(k, g), (k, n)).double()
+    m = ParticleFlow.uniform(x.expand(T + 1, -1, -1).clone())
+    low, high = getattr(problem, "action_low", None), getattr(problem, "action_high", None)
+    a = torch.zeros(k, p, dtype=x.dtype)
+    if low is not None and high is not None:
+        a = a + 0.5 * (torch.as_tensor(low, dtype=x.dtype) + torch.as_tensor(high, dtype=x.dtype))
+    tensor("step", problem.step(0, x, a, m, g), (k, n))
+    tensor("reward", problem.reward(0, x, a, m), (k,))
+    tensor("terminal_reward", problem.terminal_reward(x, m), (k,))

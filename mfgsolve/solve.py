@@ -28,7 +28,7 @@ from mfgsolve.metrics import METHODS, Method, exploitability, flow_distance, mea
 from mfgsolve.oracles.base import Oracle
 from mfgsolve.policies import Policy
 from mfgsolve.population import FlowKind, propagate, static_flow
-from mfgsolve.problem import Problem, default_particles
+from mfgsolve.problem import Problem, default_particles, probe_problem
 from mfgsolve.results import (
     IterationRecord,
     SolveResult,
@@ -124,6 +124,44 @@ def _load_checkpoint(run_dir: Path, oracle: Oracle, fingerprint: str) -> _LoopSt
     if blob["oracle"] is not None:
         oracle.load_state_dict(blob["oracle"])  # type: ignore[attr-defined]
     return blob["state"]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, iterations: Any, tol: Any, flow: Any,
+                     particles: Any, seed: Any, initial_flow: Any, eval_particles: Any,
+                     final_eval_particles: Any) -> None:
+    """Types and ranges of :func:`solve`'s arguments, each refused with a :class:`SpecError` naming it."""
+    for name in ("sample_x0", "step", "reward", "terminal_reward"):
+        if not callable(getattr(problem, name, None)):
+            hint = " (load it with mfgsolve.load_problem)" if isinstance(problem, (str, Path)) else ""
+            raise SpecError("problem", f"expected a Problem, got {type(problem).__name__}{hint}")
+    if not callable(getattr(oracle, "best_response", None)):
+        raise SpecError("oracle", f"expected an oracle (e.g. mfgsolve.ExactLQOracle()), got {type(oracle).__name__}")
+    if not isinstance(scheme, Scheme):
+        raise SpecError("scheme", f"expected a Scheme (Picard(), Damped(alpha), FictitiousPlay()), got {scheme!r}")
+    if not _is_int(iterations) or iterations < 1:
+        raise SpecError("iterations", f"must be a positive integer, got {iterations!r}")
+    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not math.isfinite(tol) or not tol > 0:
+        raise SpecError("tol", f"must be a positive number, got {tol!r}")
+    if flow not in (None, "gaussian", "particles"):
+        raise SpecError("flow", f"must be 'gaussian' or 'particles', got {flow!r}")
+    for name, value in (("particles", particles), ("eval_particles", eval_particles),
+                        ("final_eval_particles", final_eval_particles)):
+        if value is not None and (not _is_int(value) or value < (2 if name == "particles" else 0)):
+            raise SpecError(name, f"must be an integer >= {2 if name == 'particles' else 0}, got {value!r}")
+    if not _is_int(seed) or not 0 <= seed < 2**63:
+        raise SpecError("seed", f"must be an integer in [0, 2^63), got {seed!r}")
+    T = getattr(problem, "T", None)
+    if initial_flow is not None:
+        if not isinstance(initial_flow, (GaussianFlow, ParticleFlow)):
+            raise SpecError("initial_flow", f"expected a GaussianFlow or ParticleFlow, got {type(initial_flow).__name__}")
+        if initial_flow.T != T or initial_flow.n != problem.n:
+            raise SpecError("initial_flow", f"has horizon {initial_flow.T} and dimension {initial_flow.n}; the problem "
+                            f"has {T} and {problem.n}")
+    probe_problem(problem)
 
 
 def _fail_run(out: Path | None, problem: Problem, oracle: Oracle, scheme: Scheme, st: _LoopState, error: str,
@@ -230,10 +268,9 @@ def solve(
         answered (:meth:`Policy.bind`), so that exploitabilities evaluate the strategies that were computed.
     """
     scheme = Picard() if scheme is None else scheme
-    if iterations < 1:
-        raise ValueError("iterations must be a positive integer")
-    if not tol > 0:
-        raise ValueError("tol must be positive")
+    _check_arguments(problem, oracle, scheme, iterations=iterations, tol=tol, flow=flow, particles=particles,
+                     seed=seed, initial_flow=initial_flow, eval_particles=eval_particles,
+                     final_eval_particles=final_eval_particles)
     if resume and run_dir is None:
         raise ValueError("resume needs the run_dir of the interrupted run")
     particles = default_particles(problem) if particles is None else particles

@@ -1,0 +1,79 @@
+"""The Python API refuses bad arguments at the call, naming them, and probes a user's problem once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import mfgsolve as mfg
+
+PB = mfg.load_problem("lq-1d")
+
+
+@pytest.mark.parametrize(
+    "kw, field",
+    [
+        ({"problem": "lq-1d"}, "problem"),
+        ({"oracle": None}, "oracle"),
+        ({"scheme": "damped"}, "scheme"),
+        ({"particles": 0, "flow": "particles"}, "particles"),
+        ({"seed": 1.5}, "seed"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**64}, "seed"),
+        ({"iterations": 2.5}, "iterations"),
+        ({"iterations": 0}, "iterations"),
+        ({"tol": float("nan")}, "tol"),
+        ({"flow": "bogus"}, "flow"),
+        ({"metric": "bogus"}, "metric"),
+        ({"metric": "coupling"}, "metric"),  # Gaussian flows have a closed form
+        ({"initial_flow": mfg.GaussianFlow.from_numpy(np.zeros((3, 1)), np.ones((3, 1, 1)))}, "initial_flow"),
+    ],
+)
+def test_solve_names_the_bad_argument(kw, field):
+    args = {"problem": PB, "oracle": mfg.ExactLQOracle(), **kw}
+    with pytest.raises(mfg.SpecError) as info:
+        mfg.solve(args.pop("problem"), args.pop("oracle"), progress=False, **args)
+    assert info.value.field == field
+
+
+class _Game:
+    """A 1-D game whose callbacks can be broken one at a time."""
+
+    name, n, p, T, action_low, action_high = "probe", 1, 1, 3, None, None
+
+    def __init__(self, broken: str = "") -> None:
+        self.broken = broken
+
+    def sample_x0(self, k, g):
+        return torch.randn(k, 1, generator=g, dtype=torch.float64)
+
+    def step(self, t, x, a, m, g):
+        return (x + a)[:, :1] if self.broken != "step" else torch.cat([x, a], dim=1)
+
+    def reward(self, t, x, a, m):
+        r = -(x[:, 0] ** 2) - a[:, 0] ** 2
+        return r[:, None] if self.broken == "reward" else r
+
+    def terminal_reward(self, x, m):
+        return -x[:, 0] * (float("nan") if self.broken == "terminal_reward" else 1.0)
+
+    def config(self):
+        return {"name": self.name}
+
+
+@pytest.mark.parametrize("broken", ["step", "reward", "terminal_reward"])
+def test_a_users_problem_is_probed_and_the_callback_named(broken):
+    with pytest.raises(mfg.SpecError) as info:
+        mfg.solve(_Game(broken), mfg.DDPGOracle(updates=3), iterations=1, progress=False)
+    assert info.value.field == broken
+
+
+def test_load_problem_takes_paths_and_refuses_other_types(tmp_path):
+    from pathlib import Path
+
+    spec = tmp_path / "g.toml"
+    spec.write_text('family = "lq"\nT = 3\nA = 1.0\nB = 1.0\nR = 1.0\nmu0 = 1.0\nSigma0 = 0.1\n')
+    assert mfg.load_problem(Path(spec)).T == 3
+    with pytest.raises(mfg.SpecError):
+        mfg.load_problem(3)  # type: ignore[arg-type]
