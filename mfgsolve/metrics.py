@@ -207,10 +207,12 @@ def resolution(m: Flow, *, method: Method = "auto", p: int = 2, **kwargs: object
     r"""The sampling floor of a distance on the flow ``m``, per ``t``: what it reports between two halves of ``m``.
 
     Two independent halves of one flow are two samples of one law; their distance is what the estimator
-    cannot tell from zero at this size, and a residual below it says nothing about the law. For the exact and
-    sliced estimators it is measured directly, on the even- and odd-indexed halves (independent draws when the
-    particles are i.i.d. over the index, as the outer loop's are). For the moment bound (and the coupling bound,
-    whose unpaired counterpart it is) it is estimated by batch means, which is stabler than one split: with
+    cannot tell from zero at this size, and a residual below it says nothing about the law. For exact optimal
+    transport on subsamples (``"exact"`` in several dimensions), whose own noise is that floor, it is measured
+    directly, on the even- and odd-indexed halves (independent draws when the particles are i.i.d. over the
+    index, as the outer loop's are). The other estimators read whole flows whose particles are paired by
+    common random numbers; their floor is the sampling error of the flow's law itself, the moment distance
+    expected between two halves, estimated by batch means (stabler than one split): with
     :math:`B = 16` batches of consecutive particles, the moment distances :math:`d_b` of each batch to the whole flow give the
     standard error :math:`s^2 = \sum_b d_b^2 / (B (B - 1))` of the flow's moments, and the halves' expected
     distance is :math:`2 s`. Zero for a :class:`GaussianFlow` (closed forms have no sampling error).
@@ -229,7 +231,7 @@ def resolution(m: Flow, *, method: Method = "auto", p: int = 2, **kwargs: object
         return np.zeros(m.T + 1)
     if not isinstance(m, ParticleFlow):
         raise TypeError(f"no resolution for {type(m).__name__}")
-    if method in ("coupling", "moments"):
+    if method != "exact" or m.n == 1:  # every estimator but subsampled exact OT reads the whole, paired flow
         B = _BATCHES
         N = m.size - m.size % B
         if N < 2 * B:
