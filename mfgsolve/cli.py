@@ -63,15 +63,15 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
-def _integer(field: str, minimum: int):
-    kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+def _integer(field: str, minimum: int, maximum: int = 2**63 - 1):
+    kind = ("a positive integer" if minimum == 1 else f"an integer >= {minimum}") + f" up to {maximum}"
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = minimum - 1
-        if value < minimum:
+        if not minimum <= value <= maximum:
             raise argparse.ArgumentTypeError(f"{field}: must be {kind}, got {text!r}")
         return value
 
@@ -199,7 +199,7 @@ def _parser() -> _Parser:
     s.add_argument("--force", action="store_true",
                    help="let --out replace what DIR holds (another run, other files); without it, --out takes only "
                         "an empty or new directory")
-    s.add_argument("--threads", type=_positive_int("--threads"), default=None, help=THREADS_HELP)
+    s.add_argument("--threads", type=_integer("--threads", 1, 4096), default=None, help=THREADS_HELP)
     s.add_argument("--br-set", action="append", default=[], metavar="KEY=VALUE",
                    help="a setting of the learned oracle (ddpg, ddpg-nopop: a DDPGConfig field, e.g. "
                    "actor_lr=1e-3, critic_lr=1e-3, reward_scale=0.1, grad_clip=1.0); repeatable")
@@ -217,7 +217,7 @@ def _parser() -> _Parser:
     b.add_argument("--updates", type=_positive_int("--updates"), default=None,
                    help="update budget (default: 20000 when --seconds is not given)")
     b.add_argument("--seed", type=_integer("--seed", 0), default=0, help="seed of the oracle and of the evaluation (default 0)")
-    b.add_argument("--threads", type=_positive_int("--threads"), default=None, help=THREADS_HELP)
+    b.add_argument("--threads", type=_integer("--threads", 1, 4096), default=None, help=THREADS_HELP)
     b.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sub.add_parser("reference", parents=[common], help="write the exact equilibrium to DIR/reference.json")
@@ -233,8 +233,13 @@ INTERRUPTED = 130
 RESPONSE_FAILED = 3
 
 
+def _printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes from a spec's name, say) shown escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _fail(message: str) -> int:
-    print(f"mfgsolve: error: {message}", file=sys.stderr)
+    print(f"mfgsolve: error: {_printable(message)}", file=sys.stderr)
     return 2
 
 
@@ -263,7 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (NoEquilibriumError, UncertifiedReferenceError) as exc:
         return _fail(f"{args.problem}: {exc}")
     except ResponseFailedError as exc:  # the run directory holds the history so far and a summary saying why
-        print(f"mfgsolve: error: {exc}", file=sys.stderr)
+        from mfgsolve.rundir import release_all
+
+        release_all()
+        print(f"mfgsolve: error: {_printable(str(exc))}", file=sys.stderr)
         return RESPONSE_FAILED
     except KeyboardInterrupt:
         from mfgsolve.rundir import release_all
@@ -338,6 +346,8 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
         raise SpecError("--oracle", f"exact needs an LQ problem; {args.problem} is not one")
     if args.flow == "gaussian" and not isinstance(problem, LQProblem):
         raise SpecError("--flow", "gaussian flows need an LQ problem")
+    if args.flow == "gaussian" and args.oracle != "exact":
+        raise SpecError("--flow", "gaussian flows are exact only for the exact oracle's affine policies; use particles")
     import torch
 
     torch.set_num_threads(args.threads or default_threads())
@@ -380,7 +390,7 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
     s = result.summary
     fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
     print(
-        f"{s.problem}: {s.diagnosis} after {s.iterations} iterations (converged={s.converged}); "
+        f"{_printable(s.problem)}: {s.diagnosis} after {s.iterations} iterations (converged={s.converged}); "
         f"gap {fmt(result.history[-1].gap)}, residual {fmt(s.residuals[-1])}, rate {fmt(s.contraction_rate)}, mean_error {fmt(s.mean_error)}, "
         f"relative_exploitability {fmt(s.relative_exploitability)}"
     )

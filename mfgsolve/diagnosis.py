@@ -30,6 +30,8 @@ Diagnosis = Literal[
 #: A learned policy whose exploitability exceeds its best response's cost (relative exploitability above 1)
 #: did not learn a response: the run failed, whatever its gaps do.
 _FAILED_RELATIVE = 1.0
+#: A damping weight below this moves the flow by less than a hundredth of the gap per iteration.
+_TINY_ALPHA = 0.01
 
 #: A trend counts only if its log-slope exceeds twice its standard error and this size: per iteration for
 #: constant weights (a rate within 0.1% of 1 is flat), per unit of log k for fictitious play (decay slower than
@@ -167,6 +169,14 @@ def diagnose(
     """
     alternating = _alternating(cosines)
     rate = regression_rate(gaps)
+    if learned and relative_exploitability is not None and relative_exploitability > _FAILED_RELATIVE:
+        # before "converged": responses that learned nothing leave the flow still, and the gap small
+        return Verdict(
+            "failed-response",
+            f"the learned responses failed (relative exploitability {relative_exploitability:.3g}): raise "
+            "--br-updates, or rescale the problem (--br-set reward_scale=..., --br-set actor_lr=...)",
+            rate,
+        )
     if converged:
         return Verdict("contracting", "", rate)
     if no_equilibrium:
@@ -176,13 +186,7 @@ def diagnose(
             "coupling terms",
             rate,
         )
-    if learned and relative_exploitability is not None and relative_exploitability > _FAILED_RELATIVE:
-        return Verdict(
-            "failed-response",
-            f"the learned responses failed (relative exploitability {relative_exploitability:.3g}): raise "
-            "--br-updates, or rescale the problem (--br-set reward_scale=..., actor_lr=..., critic_lr=...)",
-            rate,
-        )
+
     if blew_up:
         return Verdict("diverging", _diverging_advice(rate, alternating, scheme, alpha), rate)
     trend = _trend(gaps, loglog=decreasing_weights, minimum=_MIN_EXPONENT if decreasing_weights else _MIN_SLOPE)
@@ -205,6 +209,8 @@ def diagnose(
         return Verdict("diverging", _diverging_advice(rate, alternating, scheme, alpha), rate)
     if alternating:
         return Verdict("oscillating", _oscillating_advice(scheme, alpha), rate)
+    if scheme == "damped" and alpha is not None and alpha < _TINY_ALPHA:
+        return Verdict("stalled", f"the damping weight {alpha:.2g} barely moves the flow: raise --alpha", rate)
     other = "a smaller --recency (longer memory)" if scheme == "fp" else "--scheme fp"
     if learned:
         return Verdict(

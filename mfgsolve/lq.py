@@ -65,6 +65,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(str(path), f"not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise SpecError(str(path), "not valid TOML (not UTF-8 text)") from None
+    except RecursionError:
+        raise SpecError(str(path), "not valid TOML (nested too deeply)") from None
     except OSError as exc:
         raise SpecError(str(path), f"cannot read ({exc.strerror})") from None
 

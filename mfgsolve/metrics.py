@@ -280,7 +280,8 @@ class Exploitability:
     @property
     def relative(self) -> float:
         """``value / |J_best|``."""
-        return self.value / abs(self.J_best) if self.J_best != 0 else float("inf")
+        # a game whose best response costs nothing (to rounding) has no scale to be relative to
+        return self.value / abs(self.J_best) if abs(self.J_best) > 1e-12 else float("nan")
 
 
 def exploitability(

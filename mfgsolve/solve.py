@@ -148,6 +148,8 @@ def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, iterations: Any,
         raise SpecError("tol", f"must be a positive number, got {tol!r}")
     if flow not in (None, "gaussian", "particles"):
         raise SpecError("flow", f"must be 'gaussian' or 'particles', got {flow!r}")
+    if flow == "gaussian" and not getattr(oracle, "exact", False):
+        raise SpecError("flow", "gaussian flows are exact only for the exact oracle's affine policies; use particles")
     for name, value in (("particles", particles), ("eval_particles", eval_particles),
                         ("final_eval_particles", final_eval_particles)):
         if value is not None and (not _is_int(value) or value < (2 if name == "particles" else 0)):
@@ -415,7 +417,7 @@ def solve(
         oracle=oracle.name,
         scheme=scheme.name,
         iterations=len(history),
-        converged=converged,
+        converged=converged and verdict.diagnosis != "failed-response",
         diagnosis=verdict.diagnosis,
         advice=verdict.advice,
         residuals=residuals,

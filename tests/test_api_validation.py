@@ -77,3 +77,33 @@ def test_load_problem_takes_paths_and_refuses_other_types(tmp_path):
     assert mfg.load_problem(Path(spec)).T == 3
     with pytest.raises(mfg.SpecError):
         mfg.load_problem(3)  # type: ignore[arg-type]
+
+
+def test_cli_boundaries_found_by_trying_bad_input(tmp_path, capsys):
+    from mfgsolve.cli import main
+
+    spec = tmp_path / "bin.toml"
+    spec.write_bytes(b'family = "lq"\nT = \xff\n')
+    assert main(["solve", str(spec), "--oracle", "exact", "--out", str(tmp_path / "a")]) == 2
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert main(["solve", str(deep), "--oracle", "exact", "--out", str(tmp_path / "b")]) == 2
+    assert main(["solve", "lq-1d", "--oracle", "exact", "--seed", str(2**64), "--out", str(tmp_path / "c")]) == 2
+    assert main(["solve", "lq-1d", "--oracle", "exact", "--threads", "100000000000", "--out", str(tmp_path / "d")]) == 2
+    # a learned oracle with Gaussian flows is refused before any training
+    assert main(["solve", "lq-1d", "--oracle", "ddpg", "--flow", "gaussian", "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 5 and all(line.startswith("mfgsolve: error:") for line in err)
+    assert not any((tmp_path / d).exists() for d in "abcde")
+    # a name with terminal escapes is printed escaped
+    ansi = tmp_path / "ansi.toml"
+    ansi.write_text('family = "lq"\nname = "\\u001b[2J\\u001b[31mFAKE"\nT = 3\nA = 1.0\nB = 1.0\nR = 1.0\nQ = 1.0\n'
+                    "mu0 = 1.0\nSigma0 = 0.1\n")
+    assert main(["solve", str(ansi), "--oracle", "exact", "--quiet", "--out", str(tmp_path / "f")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[31mFAKE" in out
+
+
+def test_a_tiny_damping_weight_is_named_not_the_scheme():
+    res = mfg.solve(PB, mfg.ExactLQOracle(), scheme=mfg.Damped(1e-12), iterations=8, progress=False)
+    assert not res.summary.converged and "--alpha" in res.summary.advice

@@ -368,7 +368,7 @@ def _check_finite(value: torch.Tensor, what: str, update: int, call: int) -> Non
         raise FloatingPointError(
             f"ddpg: non-finite {what} at update {update} of best response {call} "
             "(try smaller learning rates, a reward_scale or grad_clip: from the CLI --br-set actor_lr=1e-4 "
-            "critic_lr=1e-4, --br-set reward_scale=0.01, --br-set grad_clip=1)"
+            "--br-set critic_lr=1e-4, --br-set reward_scale=0.01, --br-set grad_clip=1)"
         )
 
 
