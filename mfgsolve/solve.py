@@ -9,6 +9,7 @@ reference and the exploitability when they are computable. Every oracle and sche
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -157,6 +158,13 @@ def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, iterations: Any,
     if not _is_int(seed) or not 0 <= seed < 2**63:
         raise SpecError("seed", f"must be an integer in [0, 2^63), got {seed!r}")
     T = getattr(problem, "T", None)
+    if particles is not None and flow != "gaussian":
+        # a run holds a few flows of (T+1) x particles x n doubles at once (frozen, new, mixed, halves)
+        need = 6 * particles * (T + 1) * problem.n * 8
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        if need > have:
+            raise SpecError("particles", f"{particles} particles over {T + 1} times in R^{problem.n} need about "
+                            f"{need / 2**30:.3g} GiB, more than the {have / 2**30:.3g} GiB of memory")
     if initial_flow is not None:
         if not isinstance(initial_flow, (GaussianFlow, ParticleFlow)):
             raise SpecError("initial_flow", f"expected a GaussianFlow or ParticleFlow, got {type(initial_flow).__name__}")

@@ -18,6 +18,7 @@ PB = mfg.load_problem("lq-1d")
         ({"oracle": None}, "oracle"),
         ({"scheme": "damped"}, "scheme"),
         ({"particles": 0, "flow": "particles"}, "particles"),
+        ({"particles": 10**12, "flow": "particles"}, "particles"),  # refused up front with the memory estimate
         ({"seed": 1.5}, "seed"),
         ({"seed": -1}, "seed"),
         ({"seed": 2**64}, "seed"),
