@@ -9,28 +9,21 @@ Data flows one way: problem -> flow -> oracle -> scheme -> result.
 ('contracting', True)
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("mfgsolve")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree that was never installed
-    __version__ = "0+unknown"
+from mfgsolve._version import __version__
 
 from mfgsolve.brcheck import BRCheck, br_check
 from mfgsolve.diagnosis import Verdict, diagnose
 from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, SpecError, UncertifiedReferenceError
 from mfgsolve.evaluation import CostEstimate, cost_difference, policy_cost, rollout_costs
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
-from mfgsolve.lq import LQProblem, load_toml
-from mfgsolve.maddpg import MADDPG, MADDPGConfig
+from mfgsolve.lq import LQProblem, LQReference, load_toml
 from mfgsolve.metrics import Exploitability, exploitability, flow_distance, gaussian_w2, mean_error, resolution, wasserstein
-from mfgsolve.nplayer import NashGap, NPlayerGame, lq_epsilon_nash
+from mfgsolve.nplayer import MADDPG, MADDPGConfig, NashGap, NPlayerGame, lq_epsilon_nash
 from mfgsolve.oracles import BestResponseInfo, DDPGConfig, DDPGOracle, DDPGPolicy, ExactLQOracle, Oracle
 from mfgsolve.oracles import MFACConfig, MFACOracle, MFQConfig, MFQOracle, NoPopDDPGOracle
 from mfgsolve.policies import AffinePolicy, MixturePolicy, Policy
 from mfgsolve.population import propagate, static_flow
 from mfgsolve.problem import Problem
-from mfgsolve.reference.lq import LQReference
 from mfgsolve.reference.potential import GridPotentialMFG, PotentialReference, solve_potential
 from mfgsolve.registry import available_problems, load_problem
 from mfgsolve.results import IterationRecord, RunFiles, SolveResult, Summary, load_run, save_run

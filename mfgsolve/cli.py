@@ -155,7 +155,7 @@ def _out_dir(text: str) -> Path:
 
 
 def _parser() -> _Parser:
-    from mfgsolve import __version__
+    from mfgsolve._version import __version__
 
     parser = _Parser(prog="mfgsolve", description="Mean field game equilibria by an explicit fixed-point search.",
                      epilog=f"exit codes: 0 done, 2 bad input or a run directory that cannot be used, "
@@ -335,7 +335,7 @@ def _reference(problem: Any, args: argparse.Namespace) -> int:
 
 
 def _solve(problem: Any, args: argparse.Namespace) -> int:
-    from mfgsolve.lq import LQProblem
+    from mfgsolve.lq.problem import LQProblem
     from mfgsolve.oracles import ExactLQOracle
     from mfgsolve.schemes import make_scheme
     from mfgsolve.solve import solve
@@ -409,7 +409,7 @@ def _br_check(problem: Any, args: argparse.Namespace) -> int:
     import torch
 
     from mfgsolve.brcheck import br_check
-    from mfgsolve.lq import LQProblem
+    from mfgsolve.lq.problem import LQProblem
     from mfgsolve.oracles import DDPGOracle, ExactLQOracle
     from mfgsolve.results import write_json
 

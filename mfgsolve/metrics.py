@@ -32,9 +32,9 @@ import torch
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.oracles.base import Oracle
 from mfgsolve.problem import Problem
-from mfgsolve.lq import LQProblem
+from mfgsolve.lq.problem import LQProblem
 from mfgsolve.policies import AffinePolicy, MixturePolicy, Policy
-from mfgsolve.reference import lq as lqref
+from mfgsolve.lq import reference as lqref
 
 __all__ = ["wasserstein", "flow_distance", "gaussian_w2", "mean_error", "exploitability", "exploitability_by_oracle", "Exploitability", "Method", "METHODS", "resolution", "gaussian_w2_many"]
 

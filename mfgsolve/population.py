@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
-from mfgsolve.lq import LQProblem
+from mfgsolve.lq.problem import LQProblem
 from mfgsolve.policies import AffinePolicy, MixturePolicy, Policy
 from mfgsolve.problem import Problem
-from mfgsolve.reference import lq as lqref
+from mfgsolve.lq import reference as lqref
 
 __all__ = ["propagate", "static_flow", "FlowKind"]
 

@@ -73,7 +73,7 @@ class Problem(Protocol):
         ...
 
     def reference(self) -> Any | None:
-        """The exact equilibrium when one is known (e.g. :class:`mfgsolve.reference.LQReference`), else ``None``."""
+        """The exact equilibrium when one is known (e.g. :class:`mfgsolve.lq.LQReference`), else ``None``."""
         ...
 
     def config(self) -> dict[str, Any]:

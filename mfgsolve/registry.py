@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from mfgsolve.errors import SpecError
-from mfgsolve.lq import LQProblem, load_toml
+from mfgsolve.lq.problem import LQProblem, load_toml
 from mfgsolve.problem import Problem
 
 __all__ = ["available_problems", "load_problem", "problem_from_config", "ENTRY_POINT_GROUP", "FAMILIES"]

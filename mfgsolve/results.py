@@ -267,7 +267,7 @@ def environment(device: str = "cpu") -> dict[str, Any]:
     import ot
     import torch
 
-    from mfgsolve import __version__
+    from mfgsolve._version import __version__
 
     return {
         "mfgsolve": __version__,

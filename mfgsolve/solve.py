@@ -24,7 +24,7 @@ from mfgsolve.checkpoint import load_checkpoint, save_checkpoint
 from mfgsolve.diagnosis import diagnose, posterior_bound, regression_rate, running_rate
 from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, RunDirError, SpecError
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
-from mfgsolve.lq import LQProblem
+from mfgsolve.lq.problem import LQProblem
 from mfgsolve.metrics import METHODS, Method, exploitability, flow_distance, mean_error, resolution
 from mfgsolve.oracles.base import Oracle
 from mfgsolve.policies import Policy

@@ -4,7 +4,7 @@ Three parts, one table each and one figure:
 
 * ``e4_critic_cost``: per-update wall time and memory of the MADDPG critic (all N observations and actions) and
   of the mean-field critic Q(t, x, a, m_t) of MF-MADDPG, on transitions of the same N-player game, N = 2..256
-  (and to 1024 for the mean-field critic) -- :func:`mfgsolve.maddpg.critic_update_cost`;
+  (and to 1024 for the mean-field critic) -- :func:`critic_cost.critic_update_cost`;
 * ``e4_epsilon_nash``: epsilon-Nash against N on lq-1d, exact (:func:`mfgsolve.nplayer.lq_epsilon_nash`), of
   the exact MFG equilibrium policy and of the MF-MADDPG policy (its affine projection on its own flow), with
   fitted log-log slopes;
@@ -26,8 +26,9 @@ import torch
 from matplotlib.figure import Figure
 
 import mfgsolve as mfg
-from mfgsolve.maddpg import MADDPG, CriticBench
-from mfgsolve.nplayer import affine_projection, epsilon_nash_mc, lq_epsilon_nash, nplayer_costs
+from critic_cost import CriticBench
+from mfgsolve.nplayer import MADDPG
+from mfgsolve.nplayer.game import affine_projection, epsilon_nash_mc, lq_epsilon_nash, nplayer_costs
 from mfgsolve.reference.potential import best_response_value, flow_of
 from mfgsolve.oracles.mfrl import MFACOracle, MFQOracle
 from mfgsolve.oracles.nopop import NoPopDDPGOracle

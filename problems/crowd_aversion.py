@@ -55,8 +55,8 @@ from mfgsolve import UncertifiedReferenceError
 from mfgsolve import wasserstein
 from mfgsolve.reference.potential import GridExploitability, exploitability, mixture_policy
 
-from problems._kernels import KERNEL_PARTICLES, kernel_sum
-from problems._params import integer, merge, number
+from ._kernels import KERNEL_PARTICLES, kernel_sum
+from ._params import integer, merge, number
 
 __all__ = ["DEFAULTS", "CrowdAversion", "crowd_aversion", "grid_model"]
 

@@ -46,8 +46,8 @@ import torch
 
 from mfgsolve import Flow
 
-from problems._kernels import KERNEL_PARTICLES, kernel_density
-from problems._params import integer, merge, number, vector
+from ._kernels import KERNEL_PARTICLES, kernel_density
+from ._params import integer, merge, number, vector
 
 __all__ = ["DEFAULTS", "CrowdNavigation", "crowd_navigation"]
 

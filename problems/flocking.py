@@ -40,7 +40,7 @@ from typing import Any
 
 from mfgsolve import LQProblem
 
-from problems._params import merge, number, steps, vector
+from ._params import merge, number, steps, vector
 
 __all__ = ["DEFAULTS", "flocking", "lq_spec"]
 

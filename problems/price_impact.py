@@ -47,7 +47,7 @@ from typing import Any
 
 from mfgsolve import LQProblem
 
-from problems._params import merge, number, steps
+from ._params import merge, number, steps
 
 __all__ = ["DEFAULTS", "price_impact", "lq_spec"]
 

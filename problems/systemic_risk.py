@@ -47,7 +47,7 @@ from typing import Any
 
 from mfgsolve import LQProblem, SpecError
 
-from problems._params import merge, number, steps
+from ._params import merge, number, steps
 
 __all__ = ["DEFAULTS", "systemic_risk", "lq_spec"]
 

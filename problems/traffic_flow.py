@@ -43,8 +43,8 @@ import torch
 
 from mfgsolve import Flow, SpecError
 
-from problems._kernels import KERNEL_PARTICLES, kernel_density
-from problems._params import integer, merge, number
+from ._kernels import KERNEL_PARTICLES, kernel_density
+from ._params import integer, merge, number
 
 __all__ = ["DEFAULTS", "TrafficFlow", "traffic_flow"]
 

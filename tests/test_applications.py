@@ -12,8 +12,8 @@ import torch
 
 import mfgsolve as mfg
 from mfgsolve.cli import main
-from problems.crowd_navigation import crowd_navigation
-from problems.traffic_flow import traffic_flow
+from mfgsolve_problems.crowd_navigation import crowd_navigation
+from mfgsolve_problems.traffic_flow import traffic_flow
 
 
 class ToGoal(mfg.Policy):

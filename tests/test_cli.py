@@ -12,7 +12,7 @@ from lq_specs import MONOTONE, random_spec, to_toml
 from lq_torch import equilibrium as torch_equilibrium
 
 from mfgsolve.cli import main
-from mfgsolve.lq import LQProblem
+from mfgsolve.lq.problem import LQProblem
 
 SPECS = {
     "cross-terms-3d": random_spec(11, n=3, p=2, T=6, coupling=0.3),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +12,8 @@ import torch
 
 import mfgsolve as mfg
 from mfgsolve.cli import main
-from mfgsolve.maddpg import MADDPG, critic_update_cost
-from mfgsolve.nplayer import NPlayerGame, affine_projection, epsilon_nash_mc, lq_epsilon_nash, nplayer_costs
+from mfgsolve.nplayer import MADDPG
+from mfgsolve.nplayer.game import NPlayerGame, affine_projection, epsilon_nash_mc, lq_epsilon_nash, nplayer_costs
 from mfgsolve.oracles.mfrl import MFACOracle, MFQOracle
 from mfgsolve.oracles.nopop import NoPopDDPGOracle, NoPopPolicy
 
@@ -93,7 +95,7 @@ def test_epsilon_nash_matches_a_monte_carlo_n_player_game(lq, which):
 
 
 def test_monte_carlo_epsilon_with_a_given_deviation(lq):
-    from mfgsolve.reference import lq as lqref
+    from mfgsolve.lq import reference as lqref
 
     pb, ref, _ = lq
     pol = mfg.AffinePolicy(ref.K, np.zeros_like(ref.k))  # off equilibrium: something to gain by deviating
@@ -131,6 +133,10 @@ def test_maddpg_is_reproducible_and_its_critic_grows_with_n(lq):
 
 
 def test_critic_update_cost_reports_both_kinds(lq):
+    # the measurement harness of the paper's comparison lives beside it (paper/critic_cost.py), not in the library
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "paper"))
+    from critic_cost import critic_update_cost
+
     pb = lq[0]
     for kind in ("maddpg", "mean-field"):
         c = critic_update_cost(kind, pb, 4, batch=32, hidden=16, repeats=2)

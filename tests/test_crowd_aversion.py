@@ -13,7 +13,7 @@ import torch
 import mfgsolve as mfg
 from mfgsolve.cli import main
 from mfgsolve.reference import potential as pot
-from problems.crowd_aversion import DEFAULTS, crowd_aversion, grid_model
+from mfgsolve_problems.crowd_aversion import DEFAULTS, crowd_aversion, grid_model
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import mfgsolve as mfg
-from mfgsolve.encoders import ENCODERS
-from mfgsolve.exploration import NOISES
+from mfgsolve.learn.encoders import ENCODERS
+from mfgsolve.learn.exploration import NOISES
 from mfgsolve.oracles.ddpg import DDPGConfig, DDPGOracle, DDPGPolicy
 
 #: A few updates on a handful of agents: exercises every code path in well under a second.

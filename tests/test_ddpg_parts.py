@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import mfgsolve as mfg
-from mfgsolve.encoders import ENCODERS, flow_moments, make_encoder
-from mfgsolve.exploration import GaussianNoise, OrnsteinUhlenbeckNoise, ParameterNoise, PopulationBonus
-from mfgsolve.networks import TIME_FEATURES, Actor, init_parameters, time_features, with_step_onehot
-from mfgsolve.replay import ReplayBuffer, ReplaySample
-from mfgsolve.reference import lq as lqref
+from mfgsolve.learn.encoders import ENCODERS, flow_moments, make_encoder
+from mfgsolve.learn.exploration import GaussianNoise, OrnsteinUhlenbeckNoise, ParameterNoise, PopulationBonus
+from mfgsolve.learn.networks import TIME_FEATURES, Actor, init_parameters, time_features, with_step_onehot
+from mfgsolve.learn.replay import ReplayBuffer, ReplaySample
+from mfgsolve.lq import reference as lqref
 
 
 def _encoder(kind: str, n: int, **kw):

@@ -24,9 +24,9 @@ from scipy.integrate import quad
 
 import mfgsolve as mfg
 from mfgsolve.cli import main
-from problems.flocking import flocking
-from problems.price_impact import price_impact
-from problems.systemic_risk import systemic_risk
+from mfgsolve_problems.flocking import flocking
+from mfgsolve_problems.price_impact import price_impact
+from mfgsolve_problems.systemic_risk import systemic_risk
 
 #: dt values of the convergence fits (horizon / dt integral for every horizon used).
 DTS = np.array([0.05, 0.025, 0.0125, 0.00625])

@@ -17,7 +17,7 @@ from lq_specs import MONOTONE, random_spec
 from lq_torch import forward, tensors
 
 import mfgsolve as mfg
-from mfgsolve.reference import lq as lqref
+from mfgsolve.lq import reference as lqref
 
 SPECS = [
     random_spec(0, n=1, p=1, T=6),

@@ -10,7 +10,7 @@ from lq_specs import MONOTONE, random_spec
 
 import mfgsolve as mfg
 from mfgsolve.cli import main
-from mfgsolve.reference import lq as lqref
+from mfgsolve.lq import reference as lqref
 
 
 def _dense(coef):

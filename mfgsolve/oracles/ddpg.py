@@ -18,8 +18,8 @@ terminal reward folded into the last step's ``r`` (``done`` there) and soft targ
 updates :math:`\theta' \leftarrow (1-\tau)\theta' + \tau\theta`. The actor sees :math:`\pi(t, x, m_t)` and the
 centralised critic :math:`Q(t, x, a, m_t)`: the MADDPG critic over all N agents replaced by the population state
 (``mf-maddpg-formulation.md``). With ``n_step > 1`` the reward is the sum over ``n`` steps and the bootstrap
-is ``n`` steps ahead (truncated at the horizon). Networks in :mod:`mfgsolve.networks`, population encoders in
-:mod:`mfgsolve.encoders`, exploration in :mod:`mfgsolve.exploration`.
+is ``n`` steps ahead (truncated at the horizon). Networks in :mod:`mfgsolve.learn.networks`, population encoders in
+:mod:`mfgsolve.learn.encoders`, exploration in :mod:`mfgsolve.learn.exploration`.
 
 Accuracy at the end of the budget, not only at its best moment: every ``eval_every`` updates the deterministic
 actor and the Polyak-averaged target actor are evaluated on a fixed set of agents (common random numbers across
@@ -30,7 +30,7 @@ noise shrank (its "noise annealed" row).
 
 Defaults tuned on ``bench/ddpg_oracle.py`` (lq-1d and a 2-D LQ game with cross terms, 60 s and 120 s on CPU):
 one critic (twin critics cost twice the updates and did not pay back in wall time), target smoothing and delayed
-actor updates on, a bilinear action input to the critic (:class:`mfgsolve.networks.Critic`), an actor with a
+actor updates on, a bilinear action input to the critic (:class:`mfgsolve.learn.networks.Critic`), an actor with a
 linear skip whose gains vary with time, inputs standardised by the frozen flow's moments at ``t``, and rewards
 scaled so that a whole episode's return is of order one. Exploration: 0.3 of the half-range for bounded actions,
 1.0 action unit for unbounded ones (:meth:`DDPGConfig.exploration_sigma`, measured by
@@ -56,16 +56,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from mfgsolve.encoders import ENCODERS, PopulationEncoder, flow_moments, make_encoder
+from mfgsolve.learn.encoders import ENCODERS, PopulationEncoder, flow_moments, make_encoder
 from mfgsolve.errors import SpecError
 from mfgsolve.evaluation import rollout_costs
-from mfgsolve.exploration import NOISES, Exploration, make_exploration
+from mfgsolve.learn.exploration import NOISES, Exploration, make_exploration
 from mfgsolve.flows import Flow
-from mfgsolve.networks import ACTIVATIONS, Actor, Critic, init_parameters, polyak_update, time_features
+from mfgsolve.learn.networks import ACTIVATIONS, Actor, Critic, init_parameters, polyak_update, time_features
 from mfgsolve.oracles.base import BestResponseInfo
 from mfgsolve.policies import Policy
 from mfgsolve.problem import Problem
-from mfgsolve.replay import ReplayBuffer, ReplaySample
+from mfgsolve.learn.replay import ReplayBuffer, ReplaySample
 
 __all__ = ["DDPGConfig", "DDPGOracle", "DDPGPolicy", "MarkovDDPGPolicy"]
 

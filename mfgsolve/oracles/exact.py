@@ -7,17 +7,17 @@ from typing import Any
 
 from mfgsolve.errors import SpecError
 from mfgsolve.flows import Flow
-from mfgsolve.lq import LQProblem
+from mfgsolve.lq.problem import LQProblem
 from mfgsolve.oracles.base import BestResponseInfo
 from mfgsolve.policies import AffinePolicy
 from mfgsolve.problem import Problem
-from mfgsolve.reference import lq as lqref
+from mfgsolve.lq import reference as lqref
 
 __all__ = ["ExactLQOracle"]
 
 
 class ExactLQOracle:
-    """Best response ``a_t = -K_t x - k_t`` to the frozen mean flow, by :func:`mfgsolve.reference.lq.best_response`.
+    """Best response ``a_t = -K_t x - k_t`` to the frozen mean flow, by :func:`mfgsolve.lq.reference.best_response`.
 
     It reads only the mean of the flow, which is all an LQ best response depends on.
     """

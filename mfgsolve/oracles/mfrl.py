@@ -1,9 +1,9 @@
 r"""Mean-field RL baselines against a frozen flow: MF Q-learning (``--oracle mf-q``) and MF actor-critic (``mf-ac``).
 
 Both learn a best response to the frozen flow ``m`` from a batch of representative agents, like the DDPG oracle,
-and read the population through the same encoders (:mod:`mfgsolve.encoders`; moments by default) with the state
+and read the population through the same encoders (:mod:`mfgsolve.learn.encoders`; moments by default) with the state
 standardised by a fixed location and scale (set from the first flow) and the time features of
-:mod:`mfgsolve.networks`:
+:mod:`mfgsolve.learn.networks`:
 
 * **MF-Q** (Yang et al. 2018; Guo et al. 2019): :math:`Q(t, x, a_j, m_t)` over a discretised action set
   :math:`\{a_1, \dots, a_J\}` (``actions`` points evenly on the action bounds, or on
@@ -45,11 +45,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfgsolve.encoders import ENCODERS, PopulationEncoder, flow_moments, make_encoder
+from mfgsolve.learn.encoders import ENCODERS, PopulationEncoder, flow_moments, make_encoder
 from mfgsolve.errors import SpecError
 from mfgsolve.evaluation import rollout_costs
 from mfgsolve.flows import Flow
-from mfgsolve.networks import ACTIVATIONS, TIME_FEATURES, init_parameters, mlp, polyak_update, time_features
+from mfgsolve.learn.networks import ACTIVATIONS, TIME_FEATURES, init_parameters, mlp, polyak_update, time_features
 from mfgsolve.oracles.base import BestResponseInfo
 from mfgsolve.policies import Policy
 from mfgsolve.problem import Problem
@@ -214,7 +214,7 @@ class _MFOracle:
 class _IndexReplay:
     """A ring buffer of ``(t, x, j, r, x', done)`` with ``j`` the index of the action on the grid.
 
-    (:class:`mfgsolve.replay.ReplayBuffer` stores continuous unit actions and per-flow bookkeeping that a
+    (:class:`mfgsolve.learn.replay.ReplayBuffer` stores continuous unit actions and per-flow bookkeeping that a
     one-flow, discrete-action learner does not use.)
     """
 

@@ -1,8 +1,6 @@
-"""Exact reference solvers: the discrete-time LQ mean field game (:mod:`mfgsolve.reference.lq`) and discrete
-potential mean field games on a grid (:mod:`mfgsolve.reference.potential`)."""
+"""Exact reference solvers beyond LQ: discrete potential mean field games on a grid
+(:mod:`mfgsolve.reference.potential`). The LQ reference lives with its family in :mod:`mfgsolve.lq`."""
 
-from mfgsolve.reference.lq import LQBestResponse, LQCoefficients, LQExploitability, LQReference, Riccati
 from mfgsolve.reference.potential import GridExploitability, GridPotentialMFG, PotentialReference, solve_potential
 
-__all__ = ["LQBestResponse", "LQCoefficients", "LQExploitability", "LQReference", "Riccati"]
-__all__ += ["GridExploitability", "GridPotentialMFG", "PotentialReference", "solve_potential"]
+__all__ = ["GridExploitability", "GridPotentialMFG", "PotentialReference", "solve_potential"]

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from mfgsolve.flows import Flow
-from mfgsolve.networks import mlp
+from mfgsolve.learn.networks import mlp
 
 __all__ = [
     "PopulationEncoder",
@@ -239,7 +239,7 @@ def make_encoder(
 ) -> PopulationEncoder:
     """Build an encoder of ``kind`` (one of :data:`ENCODERS`); base points are drawn from ``generator``.
 
-    Parameters are left for the caller to initialise (:func:`mfgsolve.networks.init_parameters`).
+    Parameters are left for the caller to initialise (:func:`mfgsolve.learn.networks.init_parameters`).
     """
     if kind == "moments":
         return MomentEncoder(n, loc, scale, out_dim, hidden=hidden, activation=activation)

@@ -34,7 +34,7 @@ import torch
 
 from mfgsolve.errors import SpecError
 from mfgsolve.flows import Flow
-from mfgsolve.reference.lq import LQCoefficients, LQReference, equilibrium, riccati
+from mfgsolve.lq.reference import LQCoefficients, LQReference, equilibrium, riccati
 
 try:  # Python >= 3.11
     import tomllib

@@ -8,7 +8,7 @@ r"""Actor and critic networks of MF-MADDPG, initialised from an explicit generat
 
 where :math:`\tilde x` is the state standardised by the frozen flow's moments at ``t`` and :math:`\tilde a` the
 action in unit scale (``[-1, 1]`` for bounded actions). The population encoder ``pop`` is one of
-:mod:`mfgsolve.encoders`. This is the architecture of the seed formulation (``mf-maddpg-formulation.md``): the
+:mod:`mfgsolve.learn.encoders`. This is the architecture of the seed formulation (``mf-maddpg-formulation.md``): the
 centralised critic of MADDPG (Lowe et al. 2017) sees the population state instead of all agents.
 """
 
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from mfgsolve.encoders import PopulationEncoder
+    from mfgsolve.learn.encoders import PopulationEncoder
 
 __all__ = ["Actor", "Critic", "mlp", "init_parameters", "polyak_update", "time_features", "with_step_onehot", "ACTIVATIONS", "TIME_FEATURES"]
 

@@ -50,7 +50,7 @@ import torch
 
 from mfgsolve.evaluation import CostEstimate
 from mfgsolve.flows import Flow, ParticleFlow
-from mfgsolve.lq import LQProblem
+from mfgsolve.lq.problem import LQProblem
 from mfgsolve.policies import AffinePolicy, Policy
 from mfgsolve.problem import Problem
 
