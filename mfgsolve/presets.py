@@ -1,0 +1,74 @@
+r"""The recommended settings of a run, per kind of oracle: one place that :func:`mfgsolve.solve`, the command
+line, the benchmarks and the paper all read.
+
+An exact oracle (Riccati) converges to rounding in tens of iterations; a learned one (about 10 s per best response
+on 2 cores) stalls at its noise floor, so its run is short and its scheme must average the responses' noise.
+
+Why these values (measured on ``lq-1d``, whose Picard rate is rho(M) = 0.47; ``bench/README.md`` has the runs):
+
+* **Learned scheme: fictitious play with recency 6.** With 15 best responses, classical FP (weights 1/(k+1))
+  cannot converge: its error falls like :math:`k^{-(1-\lambda)}` (589 exact iterations to a 2% mean error,
+  the paper's recency table), while weights :math:`c/(k+c)` with c = 6 reach 2% in 10 and still average each
+  response's noise down (the last of 15 weighs 0.3). Plain iteration (Picard) keeps the last response's noise in
+  full: it is not the default because it does not meet the accuracy targets.
+* **Learned damping 0.6** (``Damped`` when asked for): in 15 responses damping 0.5 leaves an exact error of 1.1%
+  (rate 0.74, 0.74^15), 0.6 leaves 0.3% (rate 0.68) for 1.1 times the stationary spread of the responses'
+  noise, 0.7 leaves 0.1% for 1.2 times. The exact oracle keeps 0.5.
+* **1700 updates of batch 1024 per learned response**: 2000 were no more accurate on ``lq-1d`` (seeds 0-2, both
+  schemes) and took 5.5-6 minutes a run. A best-response check (:func:`mfgsolve.br_check`) trains one response
+  against the exact equilibrium, where 20000 updates are affordable.
+* **Tolerance 1e-3 learned** (a learned oracle's noise floor lies above it), 1e-10 exact; **15 iterations
+  learned**, 100 exact.
+
+>>> from mfgsolve import presets
+>>> presets.LEARNED.scheme().name, presets.EXACT.scheme().name
+('fp', 'picard')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mfgsolve.schemes import Scheme, make_scheme
+
+__all__ = ["Preset", "EXACT", "LEARNED", "BR_CHECK_UPDATES", "preset_for"]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The settings a run takes when the caller gives none (module docstring: why these values)."""
+
+    iterations: int
+    """Outer iterations (best responses)."""
+    tol: float
+    """Stop when the fixed-point gap is at most this."""
+    default_scheme: str
+    """The scheme of a run that names none."""
+    alpha: float
+    """Damping weight of ``Damped`` when the caller gives none."""
+    recency: float
+    """Recency c of fictitious play's weights c/(k+c) when the caller gives none."""
+    br_updates: int | None
+    """Gradient updates per learned best response (``None``: the oracle is exact)."""
+
+    def scheme(self, name: str | None = None, *, alpha: float | None = None, recency: float | None = None) -> Scheme:
+        """The scheme ``name`` (default :attr:`default_scheme`) with this preset's parameters where none is given."""
+        name = self.default_scheme if name is None else name
+        if name == "damped" and alpha is None:
+            alpha = self.alpha
+        if name == "fp" and recency is None:
+            recency = self.recency
+        return make_scheme(name, alpha, recency)
+
+
+#: An exact oracle: classical fictitious play (c = 1) is the rate the theory section measures.
+EXACT = Preset(iterations=100, tol=1e-10, default_scheme="picard", alpha=0.5, recency=1.0, br_updates=None)
+#: A learned oracle: 15 responses of 1700 updates, fictitious play with recency 6.
+LEARNED = Preset(iterations=15, tol=1e-3, default_scheme="fp", alpha=0.6, recency=6.0, br_updates=1700)
+#: Updates of one best response trained by :func:`mfgsolve.br_check` when no budget is given.
+BR_CHECK_UPDATES = 20_000
+
+
+def preset_for(oracle: object) -> Preset:
+    """:data:`EXACT` for an oracle that says its responses are exact (``exact = True``), else :data:`LEARNED`."""
+    return EXACT if getattr(oracle, "exact", False) else LEARNED
