@@ -51,8 +51,7 @@ def main() -> None:
         ref = pb.reference()
         ref_flow = mfg.GaussianFlow.from_numpy(ref.mean, ref.cov)
         for seed in (int(s) for s in args.seeds.split(",")):
-            res = mfg.solve(pb, mfg.ExactLQOracle(), flow="particles", particles=args.particles, seed=seed,
-                            metric=args.metric, iterations=args.iterations, tol=args.tol, progress=False)
+            res = mfg.solve(pb, mfg.ExactLQOracle(), stop=mfg.Stop(iterations=args.iterations, tol=args.tol), flow=mfg.Particles(args.particles, metric=args.metric), seed=seed, progress=False)
             r = res.residuals
             rate = res.summary.contraction_rate
             ratios = [h.bound / h.reference_w2 for h in res.history if h.bound is not None]

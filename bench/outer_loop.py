@@ -61,7 +61,7 @@ Adding ``--set batch_size=1024``: fp seeds 0, 1: 0.88, 1.83%; damped seed 1: 2.1
 344 s alone for fp seed 1 even with two torch threads (355-389 s with another job): over the 5-minute budget.
 Commit 6b5ca40 made the update faster, which is what the current defaults spend. (Two torch threads measured slower
 then, in separate runs on a drifting machine; alternating the setting in one process, at batch 1024, they are ~20%
-faster: ``mfgsolve.cli.default_threads``.)
+faster: ``mfgsolve.presets.default_threads``.)
 """
 
 from __future__ import annotations
@@ -73,25 +73,17 @@ import torch
 from exploration_scale import parse_overrides  # bench/ is on the path when run as a script
 
 import mfgsolve as mfg
-from mfgsolve.cli import LEARNED_DEFAULTS, default_threads
-from mfgsolve.schemes import make_scheme
-
-
-def solve_as_cli(pb: mfg.Problem, oracle: object, scheme: str, seed: int, *, flow: str = "particles",
-                 particles: int | None = None) -> mfg.SolveResult:
-    """``solve`` with the CLI's learned defaults (iterations, tol, FP recency, damping) for ``oracle``."""
-    mix = make_scheme(scheme, alpha=LEARNED_DEFAULTS["alpha"] if scheme == "damped" else None,
-                      recency=LEARNED_DEFAULTS["fp_recency"] if scheme == "fp" else None)
-    return mfg.solve(pb, oracle, scheme=mix, iterations=LEARNED_DEFAULTS["iterations"], tol=LEARNED_DEFAULTS["tol"],
-                     flow=flow, particles=particles, seed=seed, progress=False)
+from mfgsolve.presets import LEARNED, default_threads
 
 
 def run_one(problem: str, scheme: str, seed: int, particles: int | None = None, **overrides: object) -> mfg.SolveResult:
-    """One learned run as the CLI makes it (its learned defaults), with ``overrides`` of the DDPG oracle's settings
-    and ``particles`` per flow (``None``: the problem's default, as the CLI)."""
-    settings = {"updates": LEARNED_DEFAULTS["br_updates"], "progress": False, **overrides}  # --set updates=N wins
-    oracle = mfg.DDPGOracle(seed=seed, **settings)
-    return solve_as_cli(mfg.load_problem(problem), oracle, scheme, seed, particles=particles)
+    """One learned run, the one ``mfgsolve solve PROBLEM --scheme S --seed s`` makes (the learned presets of
+    :mod:`mfgsolve.presets`), with ``overrides`` of the DDPG oracle's settings (``--set updates=N`` replaces the
+    preset budget) and ``particles`` per flow (``None``: the problem's default)."""
+    oracle = mfg.make_oracle("ddpg", progress=False, **overrides)
+    flow = None if particles is None else mfg.Particles(particles)
+    return mfg.solve(mfg.load_problem(problem), oracle, scheme=LEARNED.scheme(scheme), flow=flow, seed=seed,
+                     progress=False)
 
 
 def main() -> None:

@@ -18,12 +18,15 @@ from mfgsolve.evaluation import CostEstimate, cost_difference, policy_cost, roll
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.lq import LQProblem, LQReference, load_toml
 from mfgsolve.metrics import Exploitability, exploitability, flow_distance, gaussian_w2, mean_error, resolution, wasserstein
+from mfgsolve.options import Evaluation, Gaussian, Particles, RunDir, Stop
 from mfgsolve.nplayer import MADDPG, MADDPGConfig, NashGap, NPlayerGame, lq_epsilon_nash
 from mfgsolve.oracles import BestResponseInfo, DDPGConfig, DDPGOracle, DDPGPolicy, ExactLQOracle, Oracle
 from mfgsolve.oracles import MFACConfig, MFACOracle, MFQConfig, MFQOracle, NoPopDDPGOracle
 from mfgsolve.policies import AffinePolicy, MixturePolicy, Policy
 from mfgsolve.population import propagate, static_flow
-from mfgsolve.problem import Problem
+from mfgsolve.problem import Problem, Reference
+from mfgsolve.oracles.registry import available_oracles, make_oracle
+from mfgsolve import presets
 from mfgsolve.reference.potential import GridPotentialMFG, PotentialReference, solve_potential
 from mfgsolve.registry import available_problems, load_problem
 from mfgsolve.results import IterationRecord, RunFiles, SolveResult, Summary, load_run, save_run
@@ -33,6 +36,15 @@ from mfgsolve.solve import solve
 __all__ = [
     "__version__",
     "AffinePolicy",
+    "Evaluation",
+    "Gaussian",
+    "Particles",
+    "RunDir",
+    "Stop",
+    "make_oracle",
+    "available_oracles",
+    "Reference",
+    "presets",
     "BRCheck",
     "BestResponseInfo",
     "CostEstimate",

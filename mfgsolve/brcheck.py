@@ -26,6 +26,7 @@ from mfgsolve.evaluation import cost_difference
 from mfgsolve.flows import GaussianFlow
 from mfgsolve.oracles.base import Oracle
 from mfgsolve.policies import AffinePolicy
+from mfgsolve.presets import BR_CHECK_UPDATES
 from mfgsolve.problem import Problem
 
 __all__ = ["BRCheck", "br_check"]
@@ -69,8 +70,10 @@ def br_check(
         A problem whose ``reference()`` gives the exact equilibrium (mean, covariance and the affine
         equilibrium policy ``K``, ``k``), e.g. an :class:`~mfgsolve.LQProblem`.
     oracle : Oracle
+        A learned oracle made without a seed or a budget takes ``seed`` and
+        :data:`mfgsolve.presets.BR_CHECK_UPDATES` updates (:meth:`Oracle.for_run`).
     seed : int
-        Seeds the Monte-Carlo evaluation (the oracle carries its own seed).
+        Seeds the Monte-Carlo evaluation, and the oracle when it was made without a seed.
     min_agents, max_agents : int
         The evaluation starts with ``min_agents`` and doubles until the standard error of the gap is at most
         ``se_fraction`` times the gap, or ``max_agents`` is reached.
@@ -84,6 +87,8 @@ def br_check(
     if ref is None or not all(hasattr(ref, k) for k in ("mean", "cov", "K", "k", "J")):
         raise SpecError("PROBLEM", f"{getattr(problem, 'name', problem)} has no exact equilibrium to check a best response against")
     m = GaussianFlow.from_numpy(ref.mean, ref.cov)
+    if callable(getattr(oracle, "for_run", None)):
+        oracle = oracle.for_run(seed=seed, updates=BR_CHECK_UPDATES)
     start = time.perf_counter()
     policy, info = oracle.best_response(problem, m)
     seconds = time.perf_counter() - start

@@ -15,37 +15,10 @@ from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, RunDirError
 
 __all__ = ["main"]
 
+from mfgsolve.presets import BR_CHECK_UPDATES, EXACT, LEARNED, default_threads
+
+#: The oracles of mfgsolve's own registry (``mfgsolve.oracles`` entry points), for the help text.
 ORACLES = ("exact", "ddpg", "ddpg-nopop", "mf-q", "mf-ac")
-#: Baseline oracles of the comparison (issue 6): DDPG without the population input, MF-Q, MF-AC.
-BASELINES = ("ddpg-nopop", "mf-q", "mf-ac")
-#: Defaults of `mfgsolve solve` per kind of oracle: the exact one converges to rounding in tens of
-#: iterations, a learned one (about 10 s per best response on 2 cores) stalls at its noise floor.
-#: ``fp_recency``: the weights c/(k+c) of ``--scheme fp``. With the exact oracle, classical FP (c = 1, the rate
-#: the theory section measures); with a learned one the budget is 15 best responses, in which classical FP
-#: cannot converge (its error falls like k^-(1-lambda): 589 exact iterations to 2% on lq-1d, E1's recency
-#: table), while c = 6 reaches 2% in 10 and still averages each response's noise down (the last of 15 weighs
-#: 0.3; a damped scheme keeps alpha). ``alpha``: the damping of ``--scheme damped``. 0.5 with the exact oracle;
-#: with a learned one 0.6: in 15 responses on lq-1d (Picard rate 0.47) damping 0.5 leaves an exact error of
-#: 1.1% (its rate 0.74; 0.74^15), 0.6 leaves 0.3% (rate 0.68) for 1.1x the stationary spread of the responses'
-#: noise, 0.7 0.1% for 1.2x (``paper/main.tex``, "Batch, particles and damping"). ``br_updates``: 1700 updates of
-#: batch 1024 a response; 2000 were no more accurate on lq-1d (seeds 0-2, both schemes) and took 5.5-6 minutes a run.
-EXACT_DEFAULTS: dict[str, Any] = {"iterations": 100, "tol": 1e-10, "fp_recency": 1.0, "alpha": 0.5}
-LEARNED_DEFAULTS: dict[str, Any] = {"iterations": 15, "tol": 1e-3, "br_updates": 1700, "fp_recency": 6.0, "alpha": 0.6}
-
-
-def default_threads() -> int:
-    """torch CPU threads of a run: two where two cores are free to this process, else one.
-
-    Measured on a 2-core machine, in one process alternating the setting (so that the machine's drift cancels): a
-    300-update warm DDPG response at batch 1024 took 1.95 s with two threads against 2.43 s with one, propagating
-    131072 particles 0.81-0.94 s against 1.15-1.64 s. One and two threads give the same networks and the same flows
-    to the last bit (``tests/test_ddpg.py``); the exploitability estimates differ in the ninth digit.
-    Four threads (measured on the same machine) already change a response's value in the ninth digit.
-    """
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 2 if cores >= 2 else 1
 
 
 THREADS_HELP = (
@@ -123,26 +96,50 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+#: Oracle settings that have options of their own (budget, progress) or that the run sets (seed).
+_OWN_OPTIONS = ("seed", "updates", "seconds", "progress")
+
+
 def _br_settings(items: Sequence[str], oracle: str) -> dict[str, Any]:
-    """``--br-set`` pairs checked against the DDPG oracle's settings (the budget has its own options)."""
+    """``--br-set`` pairs checked against the learned oracle's settings (the budget has its own options)."""
     if not items:
         return {}
-    if oracle not in ("ddpg", "ddpg-nopop"):
-        raise SpecError("--br-set", f"applies to --oracle ddpg and ddpg-nopop, not {oracle}")
-    from dataclasses import fields
+    from mfgsolve.oracles.registry import oracle_settings
 
-    from mfgsolve.oracles.ddpg import DDPGConfig
-
+    known = set(oracle_settings(oracle)) - set(_OWN_OPTIONS)
+    if not known:
+        raise SpecError("--br-set", f"{oracle} takes no settings")
     settings = _parse_sets(items)
-    known = {f.name for f in fields(DDPGConfig)} - {"seed", "updates", "seconds", "progress"}
     for key in settings:
         if key not in known:
             raise SpecError("--br-set", f"unknown setting {key!r} (known: {', '.join(sorted(known))})")
-    try:
-        DDPGConfig(**settings)
-    except (TypeError, ValueError) as exc:
-        raise SpecError("--br-set", str(exc).splitlines()[0]) from None
     return settings
+
+
+def _oracle(args: argparse.Namespace, problem: Any, budget: dict[str, tuple[str, Any]]) -> Any:
+    """The oracle named by ``--oracle`` (from the registry) with its budget (``{setting: (flag, value)}``), the
+    ``--br-set`` settings and ``--quiet``; options of learned oracles given to an exact one are refused, each by
+    its flag. The seed and a budget left out are the run's (:meth:`Oracle.for_run`)."""
+    from mfgsolve.lq.problem import LQProblem
+    from mfgsolve.oracles.registry import make_oracle, oracle_settings
+
+    known = oracle_settings(args.oracle)  # refuses an unknown name
+    if args.oracle == "exact" and not isinstance(problem, LQProblem):
+        raise SpecError("--oracle", f"exact needs an LQ problem; {args.problem} is not one")
+    items = getattr(args, "br_set", [])
+    if not known:
+        for flag, given in [*budget.values(), ("--br-set", items)]:
+            if given:
+                raise SpecError(flag, "applies only to learned oracles")
+        return make_oracle(args.oracle)
+    settings = _br_settings(items, args.oracle)
+    settings.update({name: value for name, (_, value) in budget.items() if value is not None})
+    if "progress" in known and args.quiet:
+        settings["progress"] = False
+    try:
+        return make_oracle(args.oracle, **settings)
+    except SpecError as exc:  # a --br-set value the oracle refuses
+        raise SpecError("--br-set", exc.message) from None
 
 
 def _out_dir(text: str) -> Path:
@@ -170,19 +167,21 @@ def _parser() -> _Parser:
     common.add_argument("--out", type=_out_dir, default=None, metavar="DIR", help="directory for the result files")
 
     s = sub.add_parser("solve", parents=[common], help="search the equilibrium; writes a run directory")
-    s.add_argument("--oracle", default="ddpg", help=f"best-response oracle: {', '.join(ORACLES)} (default ddpg)")
-    s.add_argument("--scheme", default="picard", help="picard | damped | fp (default picard)")
+    s.add_argument("--oracle", default="ddpg", help=f"best-response oracle: {', '.join(ORACLES)} or another "
+                   "registered one (default ddpg)")
+    s.add_argument("--scheme", default=None, help=f"picard | damped | fp (default {EXACT.default_scheme} exact, "
+                   f"{LEARNED.default_scheme} learned)")
     s.add_argument("--alpha", type=_alpha, default=None, help="damping weight in (0, 1] for --scheme damped "
-                   f"(default {EXACT_DEFAULTS['alpha']:g} exact, {LEARNED_DEFAULTS['alpha']:g} learned)")
+                   f"(default {EXACT.alpha:g} exact, {LEARNED.alpha:g} learned)")
     s.add_argument("--recency", type=_recency, default=None,
                    help="fictitious-play weights recency/(k+recency) for --scheme fp: 1 is classical FP, larger "
-                        f"weighs recent best responses more (default {EXACT_DEFAULTS['fp_recency']:g} exact, "
-                        f"{LEARNED_DEFAULTS['fp_recency']:g} learned: classical FP needs hundreds of iterations)")
+                        f"weighs recent best responses more (default {EXACT.recency:g} exact, "
+                        f"{LEARNED.recency:g} learned: classical FP needs hundreds of iterations)")
     s.add_argument("--iterations", type=_positive_int("--iterations"), default=None,
-                   help=f"outer iteration budget (default {EXACT_DEFAULTS['iterations']} exact, {LEARNED_DEFAULTS['iterations']} learned)")
+                   help=f"outer iteration budget (default {EXACT.iterations} exact, {LEARNED.iterations} learned)")
     s.add_argument("--tol", type=_positive_float("--tol"), default=None,
-                   help=f"stop when the W2 residual is at most this (default {EXACT_DEFAULTS['tol']:g} exact, "
-                        f"{LEARNED_DEFAULTS['tol']:g} learned: a learned oracle's noise floor lies above 1e-3)")
+                   help=f"stop when the fixed-point gap is at most this (default {EXACT.tol:g} exact, "
+                        f"{LEARNED.tol:g} learned: a learned oracle's noise floor lies above 1e-3)")
     s.add_argument("--seed", type=_integer("--seed", 0), default=0, help="seed of the run's generators (default 0)")
     s.add_argument("--flow", choices=("gaussian", "particles"), default=None,
                    help="flow representation (default: gaussian for LQ with the exact oracle, else particles)")
@@ -204,7 +203,7 @@ def _parser() -> _Parser:
                    help="a setting of the learned oracle (ddpg, ddpg-nopop: a DDPGConfig field, e.g. "
                    "actor_lr=1e-3, critic_lr=1e-3, reward_scale=0.1, grad_clip=1.0); repeatable")
     s.add_argument("--br-updates", type=_positive_int("--br-updates"), default=None,
-                   help=f"gradient updates per learned best response (default {LEARNED_DEFAULTS['br_updates']}; "
+                   help=f"gradient updates per learned best response (default {LEARNED.br_updates}; "
                         "an update budget keeps a seeded run reproducible)")
     s.add_argument("--br-seconds", type=_positive_float("--br-seconds"), default=None,
                    help="wall seconds per learned best response (alone: instead of the update budget; with "
@@ -212,10 +211,11 @@ def _parser() -> _Parser:
 
     b = sub.add_parser("br-check", parents=[common],
                        help="train an oracle against the exact equilibrium flow; writes DIR/br_check.json")
-    b.add_argument("--oracle", default="ddpg", help=f"best-response oracle: {', '.join(ORACLES)} (default ddpg)")
+    b.add_argument("--oracle", default="ddpg", help=f"best-response oracle: {', '.join(ORACLES)} or another "
+                   "registered one (default ddpg)")
     b.add_argument("--seconds", type=_positive_float("--seconds"), default=None, help="wall-clock budget of the best response")
     b.add_argument("--updates", type=_positive_int("--updates"), default=None,
-                   help="update budget (default: 20000 when --seconds is not given)")
+                   help=f"update budget (default: {BR_CHECK_UPDATES} when --seconds is not given)")
     b.add_argument("--seed", type=_integer("--seed", 0), default=0, help="seed of the oracle and of the evaluation (default 0)")
     b.add_argument("--threads", type=_integer("--threads", 1, 4096), default=None, help=THREADS_HELP)
     b.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -335,56 +335,34 @@ def _reference(problem: Any, args: argparse.Namespace) -> int:
 
 
 def _solve(problem: Any, args: argparse.Namespace) -> int:
-    from mfgsolve.lq.problem import LQProblem
-    from mfgsolve.oracles import ExactLQOracle
-    from mfgsolve.schemes import make_scheme
-    from mfgsolve.solve import solve
-
-    if args.oracle not in ORACLES:
-        raise SpecError("--oracle", f"unknown oracle {args.oracle!r} (choose from {', '.join(ORACLES)})")
-    if args.oracle == "exact" and not isinstance(problem, LQProblem):
-        raise SpecError("--oracle", f"exact needs an LQ problem; {args.problem} is not one")
-    if args.flow == "gaussian" and not isinstance(problem, LQProblem):
-        raise SpecError("--flow", "gaussian flows need an LQ problem")
     import torch
 
+    from mfgsolve.options import Gaussian, Particles, RunDir, Stop
+    from mfgsolve.presets import preset_for
+    from mfgsolve.solve import solve
+
+    from mfgsolve.lq.problem import LQProblem
+
+    oracle = _oracle(args, problem, {"updates": ("--br-updates", args.br_updates),
+                                     "seconds": ("--br-seconds", args.br_seconds)})
+    if args.flow == "gaussian" and not isinstance(problem, LQProblem):
+        raise SpecError("--flow", "gaussian flows need an LQ problem")
     torch.set_num_threads(args.threads or default_threads())
-    defaults = EXACT_DEFAULTS if args.oracle == "exact" else LEARNED_DEFAULTS
-    if args.scheme == "fp" and args.recency is None:
-        args.recency = defaults["fp_recency"]
-    if args.scheme == "damped" and args.alpha is None:
-        args.alpha = defaults["alpha"]
-    scheme = make_scheme(args.scheme, args.alpha, args.recency)
-    args.iterations = defaults["iterations"] if args.iterations is None else args.iterations
-    args.tol = defaults["tol"] if args.tol is None else args.tol
-    for flag, given in (("--br-updates", args.br_updates), ("--br-seconds", args.br_seconds), ("--br-set", args.br_set)):
-        if args.oracle == "exact" and given:
-            raise SpecError(flag, "applies only to learned oracles")
-    settings = _br_settings(args.br_set, args.oracle)
-    updates = args.br_updates if args.br_updates is not None else (None if args.br_seconds else LEARNED_DEFAULTS["br_updates"])
-    budget = {"updates": updates, "seconds": args.br_seconds}
-    if args.oracle == "ddpg":
-        from mfgsolve.oracles import DDPGOracle
-
-        oracle: Any = DDPGOracle(seed=args.seed, progress=False if args.quiet else None, **budget, **settings)
-    elif args.oracle in BASELINES:
-        oracle = _baseline(args.oracle, args.seed, args.quiet, {**budget, **settings})
+    scheme = preset_for(oracle).scheme(args.scheme, alpha=args.alpha, recency=args.recency)
+    if args.flow == "gaussian":
+        if args.particles is not None:
+            raise SpecError("--particles", "applies to particle flows, not --flow gaussian")
+        if args.metric not in ("auto", "moments"):
+            raise SpecError("--metric", f"{args.metric!r} applies to particle flows; Gaussian flows use the closed form")
+        flow: Any = Gaussian()
+    elif args.flow == "particles" or args.particles is not None or args.metric != "auto":
+        flow = Particles(args.particles, args.metric)
     else:
-        oracle = ExactLQOracle()
-    from mfgsolve.problem import default_particles
-
-    args.particles = default_particles(problem) if args.particles is None else args.particles
-    source = {"problem": args.problem, "overrides": args.overrides}
+        flow = None  # the default of solve(): Gaussian for LQ with the exact oracle, else particles
     run_dir = args.resume if args.resume is not None else args.out
-    kwargs = dict(
-        scheme=scheme, iterations=args.iterations, tol=args.tol, flow=args.flow, particles=args.particles,
-        seed=args.seed, metric=args.metric, metadata={"source": source},
-    )
-    if args.resume is not None:
-        _check_resumable(args.resume)
-    result = solve(problem, oracle, run_dir=run_dir, resume=args.resume is not None, overwrite=args.force,
-                   progress=False if args.quiet else None, **kwargs)
-    out = run_dir
+    result = solve(problem, oracle, scheme=scheme, stop=Stop(args.iterations, args.tol), flow=flow, seed=args.seed,
+                   run_dir=RunDir(run_dir, resume=args.resume is not None, overwrite=args.force),
+                   progress=False if args.quiet else None)
     s = result.summary
     fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
     print(
@@ -394,40 +372,20 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
     )
     if s.advice:
         print(f"advice: {s.advice}")
-    print(f"run written to {out}")
+    print(f"run written to {run_dir}")
     return 0
-
-
-def _check_resumable(run_dir: Path) -> None:
-    """Refuse a directory with no run in it; whether it is *this* run, :func:`mfgsolve.solve` checks (fingerprint)."""
-    if not (run_dir / "config.json").is_file():
-        has = "a checkpoint.pt but no config.json" if (run_dir / "checkpoint.pt").is_file() else "no config.json"
-        raise SpecError("--resume", f"{run_dir} holds no run to resume ({has})")
 
 
 def _br_check(problem: Any, args: argparse.Namespace) -> int:
     import torch
 
     from mfgsolve.brcheck import br_check
-    from mfgsolve.lq.problem import LQProblem
-    from mfgsolve.oracles import DDPGOracle, ExactLQOracle
     from mfgsolve.results import write_json
 
-    if args.oracle not in ORACLES:
-        raise SpecError("--oracle", f"unknown oracle {args.oracle!r} (choose from {', '.join(ORACLES)})")
-    if args.oracle == "exact" and not isinstance(problem, LQProblem):
-        raise SpecError("--oracle", f"exact needs an LQ problem; {args.problem} is not one")
+    oracle = _oracle(args, problem, {"updates": ("--updates", args.updates), "seconds": ("--seconds", args.seconds)})
     if getattr(problem, "reference", lambda: None)() is None:
         raise SpecError("PROBLEM", f"{args.problem} has no exact equilibrium to check a best response against")
     torch.set_num_threads(args.threads or default_threads())
-    if args.oracle == "ddpg":
-        budget = {} if args.seconds is None and args.updates is None else {"seconds": args.seconds, "updates": args.updates}
-        oracle: Any = DDPGOracle(seed=args.seed, progress=False if args.quiet else None, **budget)
-    elif args.oracle in BASELINES:
-        budget = {} if args.seconds is None and args.updates is None else {"seconds": args.seconds, "updates": args.updates}
-        oracle = _baseline(args.oracle, args.seed, args.quiet, budget)
-    else:
-        oracle = ExactLQOracle()
     result = br_check(problem, oracle, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "br_check.json", result.to_json())
@@ -438,17 +396,6 @@ def _br_check(problem: Any, args: argparse.Namespace) -> int:
     )
     print(f"written to {args.out / 'br_check.json'}")
     return 0
-
-
-def _baseline(name: str, seed: int, quiet: bool, budget: dict[str, Any]) -> Any:
-    """A baseline oracle of the comparison by its CLI name, with the run's seed and an optional budget."""
-    if name == "ddpg-nopop":
-        from mfgsolve.oracles.nopop import NoPopDDPGOracle
-
-        return NoPopDDPGOracle(seed=seed, progress=False if quiet else None, **budget)
-    from mfgsolve.oracles.mfrl import MFACOracle, MFQOracle
-
-    return (MFQOracle if name == "mf-q" else MFACOracle)(seed=seed, **budget)
 
 
 def _plot(args: argparse.Namespace) -> int:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
     from mfgsolve.flows import Flow
 
-__all__ = ["Problem", "DEFAULT_PARTICLES", "default_particles"]
+__all__ = ["Reference", "Problem", "DEFAULT_PARTICLES", "default_particles"]
 
 #: Particles per flow for a problem that does not say (its ``particles`` attribute).
 DEFAULT_PARTICLES = 4096
@@ -33,6 +34,20 @@ def default_particles(problem: object) -> int:
     """The problem's own default flow size (its ``particles`` attribute), else :data:`DEFAULT_PARTICLES`."""
     n = getattr(problem, "particles", None)
     return int(n) if isinstance(n, int) and n > 0 else DEFAULT_PARTICLES
+
+
+@runtime_checkable
+class Reference(Protocol):
+    """An exact equilibrium, as :func:`mfgsolve.solve` measures runs against it.
+
+    ``J`` the equilibrium cost, ``mean`` the mean flow ``(T+1, n)``; ``cov`` the covariance flow
+    ``(T+1, n, n)`` and ``rho`` the Picard map's contraction rate where the reference has them, else ``None``.
+    """
+
+    J: float
+    mean: np.ndarray
+    cov: np.ndarray | None
+    rho: float | None
 
 
 @runtime_checkable
@@ -72,7 +87,7 @@ class Problem(Protocol):
         """Terminal reward at time ``T``, shape ``(batch,)``."""
         ...
 
-    def reference(self) -> Any | None:
+    def reference(self) -> Reference | None:
         """The exact equilibrium when one is known (e.g. :class:`mfgsolve.lq.LQReference`), else ``None``."""
         ...
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from importlib.metadata import EntryPoint, entry_points
 import os
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -16,12 +17,34 @@ from mfgsolve.errors import SpecError
 from mfgsolve.lq.problem import LQProblem, load_toml
 from mfgsolve.problem import Problem
 
-__all__ = ["available_problems", "load_problem", "problem_from_config", "ENTRY_POINT_GROUP", "FAMILIES"]
+__all__ = ["available_problems", "load_problem", "problem_from_config", "problem_source", "ENTRY_POINT_GROUP",
+           "FAMILIES"]
 
 ENTRY_POINT_GROUP = "mfgsolve.problems"
 
 #: Spec-file families: ``family = "..."`` -> builder from the spec mapping.
 FAMILIES: dict[str, Callable[..., Problem]] = {"lq": LQProblem.from_spec}
+
+
+#: How each live problem made by :func:`load_problem` was named (id -> source); an entry goes with its problem.
+_SOURCES: dict[int, dict[str, Any]] = {}
+
+
+def _record_source(problem: Problem, name: str, overrides: Mapping[str, Any]) -> Problem:
+    key = id(problem)
+    _SOURCES[key] = {"problem": name, "overrides": dict(overrides)}
+    try:
+        weakref.finalize(problem, _SOURCES.pop, key, None)
+    except TypeError:  # an object that takes no weak reference: its entry stays (it is a few bytes)
+        pass
+    return problem
+
+
+def problem_source(problem: Problem) -> dict[str, Any] | None:
+    """How ``problem`` was loaded (``{"problem": name or spec path, "overrides": {...}}``), if by
+    :func:`load_problem`: :func:`mfgsolve.solve` records it in ``config.json`` so that the run's problem can be
+    rebuilt the same way (:func:`problem_from_config`)."""
+    return _SOURCES.get(id(problem))
 
 
 def available_problems() -> dict[str, EntryPoint]:
@@ -55,13 +78,13 @@ def load_problem(name: str | os.PathLike[str], overrides: Mapping[str, Any] | No
         family = spec.get("family")
         if family not in FAMILIES:
             raise SpecError("family", f"unknown or missing family {family!r} (known: {', '.join(FAMILIES)})")
-        return FAMILIES[family](spec, name=str(spec.get("name", path.stem)))
+        return _record_source(FAMILIES[family](spec, name=str(spec.get("name", path.stem))), name, overrides)
     registered = available_problems()
     if name not in registered:
         known = ", ".join(sorted(registered)) or "none installed"
         raise SpecError("PROBLEM", f"unknown problem {name!r} (registered: {known}; or give a .toml spec path)")
     factory = registered[name].load()
-    return factory(**overrides)
+    return _record_source(factory(**overrides), name, overrides)
 
 
 def problem_from_config(config: Mapping[str, Any]) -> Problem | None:

@@ -270,8 +270,9 @@ def _prepare(directory: Path, run: RunClaim, *, resume: bool, overwrite: bool) -
             raise RunDirError("run_dir", f"{directory} holds another run: {diff}")
         run.has_checkpoint = has_checkpoint
         return
-    if resume and has_checkpoint:
-        raise RunDirError("run_dir", f"{directory} has a {CHECKPOINT} but no {CONFIG}: cannot tell which run it is")
+    if resume:  # nothing recorded: no run to continue (a checkpoint alone cannot say which run it is)
+        has = f"a {CHECKPOINT} but no {CONFIG}" if has_checkpoint else f"no {CONFIG}"
+        raise RunDirError("run_dir", f"{directory} holds no run to resume ({has})")
     if names and not overwrite:
         kind = "another run" if has_config and _is_run(directory) else "files that are not a run"
         shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")

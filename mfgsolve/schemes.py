@@ -35,6 +35,14 @@ class Scheme(ABC):
 
     name: ClassVar[str] = "scheme"
     average_policy: ClassVar[bool] = False
+    #: Whether the new flow replaces the old one (weights 1): the residual W(m^{k+1}, m^k) is then the
+    #: fixed-point gap W(mu(pi^k), m^k) itself, which need not be measured twice.
+    residual_is_gap: ClassVar[bool] = False
+
+    @property
+    def damping(self) -> float | None:
+        """The constant weight of a damped scheme (``None`` for the others)."""
+        return None
 
     @abstractmethod
     def weight(self, k: int) -> float:
@@ -68,6 +76,7 @@ class Picard(Scheme):
     """Plain fixed-point iteration: ``m^{k+1} = mu(pi^k)``."""
 
     name: ClassVar[str] = "picard"
+    residual_is_gap: ClassVar[bool] = True
 
     def weight(self, k: int) -> float:
         return 1.0
@@ -85,6 +94,10 @@ class Damped(Scheme):
             raise SpecError("alpha", f"must lie in (0, 1], got {self.alpha!r}")
 
     def weight(self, k: int) -> float:
+        return float(self.alpha)
+
+    @property
+    def damping(self) -> float | None:
         return float(self.alpha)
 
     def config(self) -> dict[str, object]:

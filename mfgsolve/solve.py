@@ -29,7 +29,10 @@ from mfgsolve.metrics import METHODS, Method, exploitability, flow_distance, mea
 from mfgsolve.oracles.base import Oracle
 from mfgsolve.policies import Policy
 from mfgsolve.population import FlowKind, propagate, static_flow
-from mfgsolve.problem import Problem, default_particles, probe_problem
+from mfgsolve.options import Evaluation, FlowOption, Gaussian, Particles, RunDir, Stop
+from mfgsolve.presets import preset_for
+from mfgsolve.problem import Problem, Reference, default_particles, probe_problem
+from mfgsolve.registry import problem_source
 from mfgsolve.results import (
     IterationRecord,
     SolveResult,
@@ -40,7 +43,7 @@ from mfgsolve.results import (
     write_history,
     write_json,
 )
-from mfgsolve.schemes import Damped, Picard, Scheme
+from mfgsolve.schemes import Scheme
 
 __all__ = ["solve"]
 
@@ -48,7 +51,7 @@ __all__ = ["solve"]
 BLOWUP = 1e8
 
 
-def _reference_of(problem: Problem) -> tuple[Any | None, str | None]:
+def _reference_of(problem: Problem) -> tuple[Reference | None, str | None]:
     """The problem's exact equilibrium (or ``None``) and, when it has none, why."""
     ref = getattr(problem, "reference", None)
     if ref is None:
@@ -127,43 +130,35 @@ def _load_checkpoint(run_dir: Path, oracle: Oracle, fingerprint: str) -> _LoopSt
     return blob["state"]
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, iterations: Any, tol: Any, flow: Any,
-                     particles: Any, seed: Any, initial_flow: Any, eval_particles: Any,
-                     final_eval_particles: Any) -> None:
-    """Types and ranges of :func:`solve`'s arguments, each refused with a :class:`SpecError` naming it."""
+def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, stop: Any, flow: Any, seed: Any,
+                     initial_flow: Any, evaluation: Any, run_dir: Any) -> None:
+    """Types and ranges of :func:`solve`'s arguments, each refused with a :class:`SpecError` naming it (the
+    option objects check their own fields when they are made)."""
     for name in ("sample_x0", "step", "reward", "terminal_reward"):
         if not callable(getattr(problem, name, None)):
             hint = " (load it with mfgsolve.load_problem)" if isinstance(problem, (str, Path)) else ""
             raise SpecError("problem", f"expected a Problem, got {type(problem).__name__}{hint}")
     if not callable(getattr(oracle, "best_response", None)):
         raise SpecError("oracle", f"expected an oracle (e.g. mfgsolve.ExactLQOracle()), got {type(oracle).__name__}")
-    if not isinstance(scheme, Scheme):
-        raise SpecError("scheme", f"expected a Scheme (Picard(), Damped(alpha), FictitiousPlay()), got {scheme!r}")
-    if not _is_int(iterations) or iterations < 1:
-        raise SpecError("iterations", f"must be a positive integer, got {iterations!r}")
-    if not isinstance(tol, (int, float)) or isinstance(tol, bool) or not math.isfinite(tol) or not tol > 0:
-        raise SpecError("tol", f"must be a positive number, got {tol!r}")
-    if flow not in (None, "gaussian", "particles"):
-        raise SpecError("flow", f"must be 'gaussian' or 'particles', got {flow!r}")
-    if flow == "gaussian" and not getattr(oracle, "exact", False):
+    for name, value, kinds, what in (
+            ("scheme", scheme, (Scheme,), "a Scheme (Picard(), Damped(alpha), FictitiousPlay())"),
+            ("stop", stop, (Stop,), "a Stop(iterations=..., tol=...)"),
+            ("flow", flow, (Particles, Gaussian), "Particles(n, metric) or Gaussian()"),
+            ("evaluation", evaluation, (Evaluation,), "an Evaluation(particles, final_particles)"),
+            ("run_dir", run_dir, (RunDir, str, os.PathLike), "a directory path or a RunDir(path, resume, overwrite)")):
+        if value is not None and not isinstance(value, kinds):
+            raise SpecError(name, f"expected {what}, got {value!r}")
+    if isinstance(flow, Gaussian) and not getattr(oracle, "exact", False):
         raise SpecError("flow", "gaussian flows are exact only for the exact oracle's affine policies; use particles")
-    for name, value in (("particles", particles), ("eval_particles", eval_particles),
-                        ("final_eval_particles", final_eval_particles)):
-        if value is not None and (not _is_int(value) or value < (2 if name == "particles" else 0)):
-            raise SpecError(name, f"must be an integer >= {2 if name == 'particles' else 0}, got {value!r}")
-    if not _is_int(seed) or not 0 <= seed < 2**63:
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:
         raise SpecError("seed", f"must be an integer in [0, 2^63), got {seed!r}")
     T = getattr(problem, "T", None)
-    if particles is not None and flow != "gaussian":
+    if isinstance(flow, Particles) and flow.n is not None:
         # a run holds a few flows of (T+1) x particles x n doubles at once (frozen, new, mixed, halves)
-        need = 6 * particles * (T + 1) * problem.n * 8
+        need = 6 * flow.n * (T + 1) * problem.n * 8
         have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         if need > have:
-            raise SpecError("particles", f"{particles} particles over {T + 1} times in R^{problem.n} need about "
+            raise SpecError("particles", f"{flow.n} particles over {T + 1} times in R^{problem.n} need about "
                             f"{need / 2**30:.3g} GiB, more than the {have / 2**30:.3g} GiB of memory")
     if initial_flow is not None:
         if not isinstance(initial_flow, (GaussianFlow, ParticleFlow)):
@@ -174,21 +169,40 @@ def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, iterations: Any,
     probe_problem(problem)
 
 
+def _summary(problem: Problem, oracle: Oracle, scheme: Scheme, history: list[IterationRecord], *, converged: bool,
+             diagnosis: str, advice: str | None, expl: Any, reference: Reference | None, wall: float) -> Summary:
+    """The summary of a run from its history, its verdict and the final exploitability (``None``: none)."""
+    residuals = [h.residual for h in history]
+    return Summary(
+        problem=getattr(problem, "name", type(problem).__name__),
+        oracle=oracle.name,
+        scheme=scheme.name,
+        iterations=len(history),
+        converged=converged,
+        diagnosis=diagnosis,
+        advice=advice,
+        residuals=residuals,
+        contraction_rate=regression_rate(residuals),
+        mean_error=history[-1].mean_error if history else None,
+        exploitability=expl.value if expl else None,
+        relative_exploitability=expl.relative if expl else None,
+        exploitability_se=expl.se if expl else None,
+        J_policy=expl.J_policy if expl else None,
+        J_best=expl.J_best if expl else None,
+        reference_J=float(reference.J) if reference is not None and reference.J is not None else None,
+        reference_rho=float(reference.rho) if reference is not None and reference.rho is not None else None,
+        wall_seconds=wall,
+    )
+
+
 def _fail_run(out: Path | None, problem: Problem, oracle: Oracle, scheme: Scheme, st: _LoopState, error: str,
               wall: float) -> None:
     """Write the summary of a run whose best response failed (the history so far is already on disk)."""
     if out is None:
         return
-    residuals = [h.residual for h in st.history]
-    summary = Summary(
-        problem=getattr(problem, "name", type(problem).__name__), oracle=oracle.name, scheme=scheme.name,
-        iterations=len(st.history), converged=False, diagnosis="failed-response",
-        advice=f"{error}; the learned oracle's settings can be set with --br-set KEY=VALUE",
-        residuals=residuals, contraction_rate=regression_rate(residuals),
-        mean_error=st.history[-1].mean_error if st.history else None, exploitability=None,
-        relative_exploitability=None, exploitability_se=None, J_policy=None, J_best=None, reference_J=None,
-        reference_rho=None, wall_seconds=wall,
-    )
+    summary = _summary(problem, oracle, scheme, st.history, converged=False, diagnosis="failed-response",
+                       advice=f"{error}; the learned oracle's settings can be set with --br-set KEY=VALUE",
+                       expl=None, reference=None, wall=wall)
     write_json(out / "summary.json", asdict(summary))
 
 
@@ -197,78 +211,64 @@ def solve(
     oracle: Oracle,
     *,
     scheme: Scheme | None = None,
-    iterations: int = 100,
-    tol: float = 1e-10,
-    flow: FlowKind | None = None,
-    particles: int | None = None,
+    stop: Stop | None = None,
+    flow: FlowOption | None = None,
     seed: int = 0,
     initial_flow: Flow | None = None,
-    metric: Method = "auto",
+    evaluation: Evaluation | None = None,
+    run_dir: RunDir | str | os.PathLike[str] | None = None,
     progress: bool | None = None,
     callback: Callable[[IterationRecord], None] | None = None,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
     metadata: dict[str, Any] | None = None,
-    eval_particles: int = 2000,
-    final_eval_particles: int = 100_000,
 ) -> SolveResult:
     r"""Search the equilibrium flow by iterating best responses under ``scheme``.
+
+    Every setting left out takes the recommended value for the oracle's kind (:mod:`mfgsolve.presets`: exact or
+    learned), the same as the command line's: ``solve(load_problem("lq-1d"), DDPGOracle(), seed=0)`` is the run
+    of ``mfgsolve solve lq-1d --seed 0``.
 
     Parameters
     ----------
     problem : Problem
     oracle : Oracle
-        Best responses to frozen flows (e.g. :class:`mfgsolve.ExactLQOracle`).
+        Best responses to frozen flows (e.g. :class:`mfgsolve.ExactLQOracle`). A learned oracle made without a
+        seed or a budget takes the run's ``seed`` and the preset's budget (:meth:`Oracle.for_run`).
     scheme : Scheme, optional
-        :class:`Picard` (default), :class:`Damped` or :class:`FictitiousPlay`.
-    iterations : int
-        Budget of outer iterations (best responses).
-    tol : float
-        Stop when the fixed-point gap :math:`\max_t W_2(\mu(\pi^k)_t, m^k_t)` falls to ``tol`` or below (for
-        Picard the residual :math:`W_2(m^{k+1}, m^k)`; damping would shrink the residual, not the gap).
-    flow : {"gaussian", "particles"}, optional
-        Flow representation; default ``"gaussian"`` (exact) for an LQ problem with the exact oracle, else
-        ``"particles"``.
-    particles : int, optional
-        Particles per flow (``flow="particles"``); mixtures are resampled back to this size. Default: the
-        problem's ``particles`` attribute (131072 for LQ problems), else 4096.
+        :class:`Picard`, :class:`Damped` or :class:`FictitiousPlay`; default the preset's (Picard for an exact
+        oracle, fictitious play with recency 6 for a learned one).
+    stop : Stop, optional
+        Iteration budget and tolerance on the fixed-point gap (:class:`mfgsolve.Stop`); what it leaves out, the
+        preset gives (100 iterations and 1e-10 exact, 15 and 1e-3 learned).
+    flow : Particles or Gaussian, optional
+        How the flow is carried (:class:`mfgsolve.Particles`, :class:`mfgsolve.Gaussian`); default Gaussian for
+        an LQ problem with the exact oracle, else particles. Every particle flow of the run is drawn with common
+        random numbers (particle ``i`` keeps its initial state and noise path; schemes mix by taking each
+        particle from one side), so the coupling measures what the policies changed, with no sampling floor.
+        ``config.json`` names the estimator used; each iteration also records its sampling floor
+        (:func:`mfgsolve.resolution`) beside the residual.
     seed : int
         Seeds the one ``torch.Generator`` (particles, mixture draws) and ``numpy.random.Generator``
-        (Wasserstein subsampling) of the run.
+        (Wasserstein subsampling) of the run, and a learned oracle made without a seed.
     initial_flow : Flow, optional
         :math:`m^0`; default the initial law held still over time.
-    metric : {"auto", "coupling", "moments", "exact", "sliced"}
-        How successive particle flows are compared (see :func:`mfgsolve.wasserstein`). ``"auto"``: the exact
-        distance in 1-D (sorted samples), the coupling upper bound in several dimensions. Every particle flow of
-        the run is drawn with common random numbers (particle ``i`` keeps its initial state and noise path;
-        schemes mix by taking each particle from one side), so the coupling measures what the policies changed,
-        with no sampling floor. ``config.json`` names the estimator used; each iteration also records its
-        sampling floor (:func:`mfgsolve.resolution`) beside the residual.
+    evaluation : Evaluation, optional
+        Agents of the Monte-Carlo exploitability of learned policies (:class:`mfgsolve.Evaluation`).
+    run_dir : path or RunDir, optional
+        Write the run directory as the run goes: ``config.json`` first, then after every iteration
+        ``history.csv`` and ``checkpoint.pt`` (loop state, generator states and the oracle's ``state_dict``),
+        and at the end ``summary.json`` and ``flow.npz``. The directory belongs to this run
+        (:mod:`mfgsolve.rundir`): it must be empty or absent, it is locked while the run writes, and
+        ``config.json`` and the checkpoint record the run's fingerprint (problem content, oracle, scheme, flow,
+        particles, seed, metric, evaluation sizes, initial flow). ``RunDir(path, resume=True)`` continues the
+        run recorded there: with the same arguments it ends with the same history as an uninterrupted run
+        (timing columns aside); another run's directory is refused, naming the setting that differs
+        (``stop`` may change). ``RunDir(path, overwrite=True)`` replaces what the directory holds.
     progress : bool, optional
         Progress bar on stderr; default: only when stderr is a terminal.
     callback : callable, optional
         Called with each :class:`IterationRecord` as it is made.
-    run_dir : path, optional
-        Write the run directory as the run goes: ``config.json`` first, then after every iteration
-        ``history.csv`` and ``checkpoint.pt`` (loop state, generator states and the oracle's ``state_dict``),
-        and at the end ``summary.json`` and ``flow.npz``.
-        ``run_dir`` belongs to this run (:mod:`mfgsolve.rundir`): it must be empty or absent, it is locked while
-        the run writes, and ``config.json`` and the checkpoint record the run's fingerprint (problem content,
-        oracle, scheme, flow, particles, seed, metric, evaluation sizes, initial flow).
-    resume : bool
-        Continue from ``run_dir``'s checkpoint (from the start if the run died before its first one). With the same arguments the resumed run ends with the same
-        history as an uninterrupted one (timing columns aside). Refused, naming the setting, when ``run_dir``
-        holds another run (a different fingerprint); ``iterations`` and ``tol`` may change.
-    overwrite : bool
-        Replace what ``run_dir`` holds (another run's files first of all its checkpoint) instead of refusing.
     metadata : dict, optional
-        Extra entries for ``config.json`` (the CLI records how the problem was named).
-    eval_particles, final_eval_particles : int
-        Agents for the Monte-Carlo exploitability of learned policies on LQ problems (see
-        :func:`mfgsolve.exploitability`): a cheap estimate every iteration, an accurate one for the summary.
-        Exact policies are evaluated exactly and ignore both. The estimates draw from their own generator
-        (seeded ``seed + 1``), so evaluating does not change the run.
+        Extra entries for ``config.json``.
 
     Returns
     -------
@@ -277,29 +277,38 @@ def solve(
         the last best response (Picard, damped) or fictitious play's mixture of them, each bound to the flow it
         answered (:meth:`Policy.bind`), so that exploitabilities evaluate the strategies that were computed.
     """
-    scheme = Picard() if scheme is None else scheme
-    _check_arguments(problem, oracle, scheme, iterations=iterations, tol=tol, flow=flow, particles=particles,
-                     seed=seed, initial_flow=initial_flow, eval_particles=eval_particles,
-                     final_eval_particles=final_eval_particles)
-    if resume and run_dir is None:
-        raise ValueError("resume needs the run_dir of the interrupted run")
-    particles = default_particles(problem) if particles is None else particles
+    _check_arguments(problem, oracle, scheme, stop=stop, flow=flow, seed=seed, initial_flow=initial_flow,
+                     evaluation=evaluation, run_dir=run_dir)
+    preset = preset_for(oracle)
+    scheme = preset.scheme() if scheme is None else scheme
+    stop = Stop() if stop is None else stop
+    iterations = preset.iterations if stop.iterations is None else stop.iterations
+    tol = preset.tol if stop.tol is None else stop.tol
+    evaluation = Evaluation() if evaluation is None else evaluation
+    eval_particles, final_eval_particles = evaluation.particles, evaluation.final_particles
+    run = run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
+    if preset.br_updates is not None and callable(getattr(oracle, "for_run", None)):
+        oracle = oracle.for_run(seed=seed, updates=preset.br_updates)
     if flow is None:
-        flow = "gaussian" if isinstance(problem, LQProblem) and oracle.name == "exact" else "particles"
-    estimator = _resolve_metric(metric, flow, problem.n)
+        flow = Gaussian() if isinstance(problem, LQProblem) and getattr(oracle, "exact", False) else Particles()
+    kind: FlowKind = flow.kind
+    particles = default_particles(problem) if not isinstance(flow, Particles) or flow.n is None else flow.n
+    estimator = _resolve_metric(flow.metric if isinstance(flow, Particles) else "auto", kind, problem.n)
+    source = problem_source(problem)
     config = {
         "problem": problem.config(),
         "oracle": oracle.config(),
         "scheme": scheme.config(),
         "iterations": iterations,
         "tol": tol,
-        "flow": flow,
-        "particles": particles if flow == "particles" else None,
+        "flow": kind,
+        "particles": particles if kind == "particles" else None,
         "metric": estimator,
         "seed": seed,
         "eval_particles": eval_particles,
         "final_eval_particles": final_eval_particles,
         "initial_flow": rundir.flow_digest(initial_flow),
+        **({"source": source} if source is not None else {}),
         **(metadata or {}),
         "environment": environment(),
     }
@@ -310,14 +319,14 @@ def solve(
     reference, no_equilibrium = _reference_of(problem)
     ref_flow = (
         GaussianFlow.from_numpy(reference.mean, reference.cov)
-        if reference is not None and hasattr(reference, "cov")
+        if reference is not None and reference.cov is not None
         else None
     )
-    out = Path(run_dir) if run_dir is not None else None
+    out = run.directory if run is not None else None
     claim = None
-    if run_dir is not None:  # the directory is this run's (lock, fingerprint, no stale checkpoint) before any work
+    if run is not None:  # the directory is this run's (lock, fingerprint, no stale checkpoint) before any work
         settings = rundir.run_settings(config)
-        claim = rundir.claim(run_dir, settings, resume=resume, overwrite=overwrite)
+        claim = rundir.claim(run.path, settings, resume=run.resume, overwrite=run.overwrite)
         config["fingerprint"] = claim.fingerprint
     if claim is not None and claim.has_checkpoint:
         assert out is not None
@@ -327,7 +336,7 @@ def solve(
         rng.bit_generator.state = st.numpy_state
     else:
         m0 = initial_flow if initial_flow is not None else static_flow(
-            problem, kind=flow, n=particles, generator=torch.Generator().manual_seed(crn))
+            problem, kind=kind, n=particles, generator=torch.Generator().manual_seed(crn))
         st = _LoopState(k=0, m=m0, policy=None, warm=None, history=[], gaps=[], floors=[], cosines=[], last_step=None,
                         elapsed=0.0, torch_state=generator.get_state(), numpy_state=rng.bit_generator.state,
                         eval_state=eval_generator.get_state())
@@ -349,7 +358,7 @@ def solve(
         except FloatingPointError as exc:
             _fail_run(out, problem, oracle, scheme, st, str(exc), time.perf_counter() - start)
             raise ResponseFailedError(f"best response {k + 1} failed: {exc}") from None
-        mu = propagate(problem, pi, m, kind=flow, n=particles, generator=generator,
+        mu = propagate(problem, pi, m, kind=kind, n=particles, generator=generator,
                        noise=torch.Generator().manual_seed(crn))
         # the response is a strategy against m: bound to it, it stays one inside averages and evaluations
         m_next, policy = scheme.update(k, m, mu, pi.bind(m), st.policy, generator)
@@ -357,7 +366,7 @@ def solve(
             m_next = m_next.resample(particles, generator)
 
         residual = flow_distance(m_next, m, **distance)
-        gap = residual if isinstance(scheme, Picard) else flow_distance(mu, m, **distance)
+        gap = residual if scheme.residual_is_gap else flow_distance(mu, m, **distance)
         floor = float(np.max(resolution(m_next, **distance)))
         step = m_next.means() - m.means()
         prev = st.history[-1].residual if st.history else None
@@ -413,33 +422,13 @@ def solve(
         blew_up=blew_up,
         decreasing_weights=scheme.decreasing,
         scheme=scheme.name,
-        alpha=scheme.alpha if isinstance(scheme, Damped) else None,
+        alpha=scheme.damping,
         tol=tol,
         no_equilibrium=no_equilibrium,
         relative_exploitability=expl.relative if expl else None,
     )
-    residuals = [h.residual for h in history]
-    last = history[-1]
-    summary = Summary(
-        problem=getattr(problem, "name", type(problem).__name__),
-        oracle=oracle.name,
-        scheme=scheme.name,
-        iterations=len(history),
-        converged=converged and verdict.diagnosis != "failed-response",
-        diagnosis=verdict.diagnosis,
-        advice=verdict.advice,
-        residuals=residuals,
-        contraction_rate=regression_rate(residuals),
-        mean_error=last.mean_error,
-        exploitability=expl.value if expl else None,
-        relative_exploitability=expl.relative if expl else None,
-        exploitability_se=expl.se if expl else None,
-        J_policy=expl.J_policy if expl else None,
-        J_best=expl.J_best if expl else None,
-        reference_J=float(reference.J) if reference is not None and hasattr(reference, "J") else None,
-        reference_rho=float(reference.rho) if reference is not None and hasattr(reference, "rho") else None,
-        wall_seconds=wall,
-    )
+    summary = _summary(problem, oracle, scheme, history, converged=converged and verdict.diagnosis != "failed-response",
+                       diagnosis=verdict.diagnosis, advice=verdict.advice, expl=expl, reference=reference, wall=wall)
     assert st.policy is not None
     result = SolveResult(history=tuple(history), summary=summary, flow=st.m, policy=st.policy, config=config)
     if out is not None:

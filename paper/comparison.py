@@ -83,8 +83,7 @@ def _mf_maddpg(pb: Any, quick: bool, seed: int = 0) -> mfg.SolveResult:
     # an update budget, not a wall budget: this policy is the same on every machine
     budget = {"updates": 200, "eval_every": 100, "eval_agents": 512} if quick else {"updates": 1500, "eval_every": 500}
     return mfg.solve(pb, mfg.DDPGOracle(seed=seed, progress=False, **budget), scheme=mfg.Damped(0.5),
-                     iterations=2 if quick else 5, particles=2000, seed=seed, progress=False,
-                     eval_particles=200, final_eval_particles=2000 if quick else 20_000)
+                     stop=mfg.Stop(iterations=2 if quick else 5), flow=mfg.Particles(2000), evaluation=mfg.Evaluation(particles=200, final_particles=2000 if quick else 20_000), seed=seed, progress=False)
 
 
 def epsilon_nash(quick: bool) -> tuple[list[dict[str, Any]], dict[str, float]]:
@@ -192,8 +191,8 @@ def methods(quick: bool) -> list[dict[str, Any]]:
             "MF-AC": MFACOracle(seed=0, seconds=brs, updates=None, eval_agents=512),
         }
         for label, oracle in oracles.items():
-            res = mfg.solve(pb, oracle, scheme=mfg.Damped(0.5), iterations=iters, particles=2000, seed=0,
-                            progress=False, eval_particles=200, final_eval_particles=n_eval)
+            res = mfg.solve(pb, oracle, scheme=mfg.Damped(0.5), stop=mfg.Stop(iterations=iters), flow=mfg.Particles(2000), evaluation=mfg.Evaluation(particles=200, final_particles=n_eval), seed=0,
+                            progress=False)
             rel, se = _mfg_exploitability(pb, res.policy, res.flow, n_eval)
             rows.append({"problem": name, "method": label, "N": "inf", "train_s": sum(h.br_seconds for h in res.history),
                          "rel_exploitability": rel, "se": se, "rel_eps_nash_N": None,

@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import mfgsolve as mfg
-from mfgsolve.cli import LEARNED_DEFAULTS
+from mfgsolve.presets import LEARNED
 
 HERE = Path(__file__).resolve().parent
 FIGURES, TABLES = HERE / "figures", HERE / "tables"
@@ -107,11 +107,11 @@ def e1_contraction(quick: bool) -> None:
         # m^0: mean 0 at every t. (The default m^0, x_0's law held still, is already the equilibrium mean at
         # H = 1, where staying at the mean is optimal: no rate could be measured from there.)
         m0 = mfg.GaussianFlow.from_numpy(np.zeros((pb.T + 1, pb.n)), np.tile(pb.coef.Sigma0, (pb.T + 1, 1, 1)))
-        common = dict(iterations=800, tol=1e-12, progress=False, initial_flow=m0)
+        common = dict(stop=mfg.Stop(iterations=800, tol=1e-12), progress=False, initial_flow=m0)
         pic = mfg.solve(pb, oracle, scheme=mfg.Picard(), **common)
         alpha = round(1.0 / (1.0 + ref.rho), 3)
         dmp = mfg.solve(pb, oracle, scheme=mfg.Damped(alpha), **common)
-        fp = mfg.solve(pb, oracle, scheme=mfg.FictitiousPlay(), **{**common, "iterations": 300 if not quick else 100})
+        fp = mfg.solve(pb, oracle, scheme=mfg.FictitiousPlay(), **{**common, "stop": mfg.Stop(iterations=300 if not quick else 100, tol=1e-12)})
         histories[H] = (pic, dmp, fp)
         rows.append({
             "H": H,
@@ -183,9 +183,9 @@ def e1_particles(quick: bool) -> None:
     rows = []
     for game, pb, scale, metric in games:
         rho = pb.reference().rho
-        common = dict(iterations=400 if metric == "auto" else 8, tol=1e-10, progress=False)
-        gauss = mfg.solve(pb, mfg.ExactLQOracle(), flow="gaussian", **common)
-        part = mfg.solve(pb, mfg.ExactLQOracle(), flow="particles", particles=particles, metric=metric, seed=0,
+        common = dict(stop=mfg.Stop(iterations=400 if metric == "auto" else 8, tol=1e-10), progress=False)
+        gauss = mfg.solve(pb, mfg.ExactLQOracle(), flow=mfg.Gaussian(), **common)
+        part = mfg.solve(pb, mfg.ExactLQOracle(), flow=mfg.Particles(particles, metric=metric), seed=0,
                          **common)
         r = part.residuals
         reported = [h for h in part.history if h.bound is not None]
@@ -230,7 +230,7 @@ def e1_fp_recency(quick: bool) -> None:
     lam = float(np.max(np.linalg.eigvals(pb.reference().M).real))
     rows = []
     for c in (1.0, 2.0, 3.0, 4.0, 6.0):
-        res = mfg.solve(pb, mfg.ExactLQOracle(), scheme=mfg.FictitiousPlay(c), iterations=budget, tol=1e-14,
+        res = mfg.solve(pb, mfg.ExactLQOracle(), scheme=mfg.FictitiousPlay(c), stop=mfg.Stop(iterations=budget, tol=1e-14),
                         progress=False)
         me = [h.mean_error for h in res.history]
         ex = [h.relative_exploitability for h in res.history]
@@ -260,13 +260,10 @@ def _learned_run(problem: str, scheme: mfg.Scheme, *, seed: int, iterations: int
     1700 updates per best response, tol 1e-3), saved under ``paper/runs/<tag>`` (a run directory like the CLI's).
     """
     pb = mfg.load_problem(str(SPEC_2D) if problem == "lq-2d" else problem)
-    budget = {"updates": 200, "eval_every": 100} if quick else {"updates": LEARNED_DEFAULTS["br_updates"]}
-    oracle = mfg.DDPGOracle(seed=seed, progress=False, **budget)
-    return mfg.solve(
-        pb, oracle, scheme=scheme, iterations=iterations, tol=LEARNED_DEFAULTS["tol"], seed=seed, progress=False,
-        eval_particles=2000 if not quick else 500, final_eval_particles=100_000 if not quick else 5000,
-        run_dir=RUNS / tag, overwrite=True, metadata={"source": {"problem": problem, "overrides": {}}},
-    )
+    oracle = mfg.make_oracle("ddpg", progress=False, **({"updates": 200, "eval_every": 100} if quick else {}))
+    evaluation = mfg.Evaluation(particles=500, final_particles=5000) if quick else None
+    return mfg.solve(pb, oracle, scheme=scheme, stop=mfg.Stop(iterations=iterations), evaluation=evaluation,
+                     run_dir=mfg.RunDir(RUNS / tag, overwrite=True), seed=seed, progress=False)
 
 
 def _band(ax: Any, k: np.ndarray, values: np.ndarray, label: str) -> None:
@@ -295,9 +292,8 @@ def e2_accuracy(quick: bool) -> None:
     error is exact.
     """
     seeds = [0, 1] if quick else [0, 1, 2, 3, 4]
-    schemes = {"picard": mfg.Picard(), "damped": mfg.Damped(LEARNED_DEFAULTS["alpha"]),
-               "fp": mfg.FictitiousPlay(LEARNED_DEFAULTS["fp_recency"])}
-    iters = 2 if quick else LEARNED_DEFAULTS["iterations"]
+    schemes = {name: LEARNED.scheme(name) for name in ("picard", "damped", "fp")}
+    iters = 2 if quick else LEARNED.iterations
     problems = ["lq-1d"] if quick else ["lq-1d", "lq-2d"]
     rows: list[dict[str, Any]] = []
     fig = Figure(figsize=(11, 3.6 * len(problems)), layout="constrained")
@@ -318,7 +314,7 @@ def e2_accuracy(quick: bool) -> None:
             fm, fm_ci = _ci95([r.summary.mean_error for r in results])
             rows.append({
                 "problem": problem, "scheme": name, "iterations": iters,
-                "br_updates": 200 if quick else LEARNED_DEFAULTS["br_updates"],
+                "br_updates": 200 if quick else LEARNED.br_updates,
                 "seeds": len(seeds), "rel_exploitability": fe, "ci95": fe_ci, "mean_error": fm, "ci95_": fm_ci,
                 "wall_s": float(np.mean([r.summary.wall_seconds for r in results])),
             })
@@ -349,9 +345,7 @@ def e3_budget(quick: bool) -> None:
             pb = mfg.load_problem("lq-1d")
             oracle = mfg.DDPGOracle(seed=s, progress=False, **pb_budget)
             results.append(mfg.solve(
-                pb, oracle, scheme=mfg.Damped(0.5), iterations=iters, tol=1e-6, seed=s, progress=False,
-                eval_particles=500 if quick else 2000, final_eval_particles=5000 if quick else 100_000,
-                run_dir=RUNS / (f"e3-lq-1d-{secs:g}s-seed{s}" + ("-quick" if quick else "")), overwrite=True,
+                pb, oracle, scheme=mfg.Damped(0.5), stop=mfg.Stop(iterations=iters, tol=1e-6), run_dir=mfg.RunDir(RUNS / (f"e3-lq-1d-{secs:g}s-seed{s}" + ("-quick" if quick else "")), overwrite=True), evaluation=mfg.Evaluation(particles=500 if quick else 2000, final_particles=5000 if quick else 100_000), seed=s, progress=False,
                 metadata={"source": {"problem": "lq-1d", "overrides": {}}},
             ))
         fe, fe_ci = _ci95([r.summary.relative_exploitability for r in results])

@@ -13,27 +13,29 @@ PB = mfg.load_problem("lq-1d")
 
 @pytest.mark.parametrize(
     "kw, field",
-    [
-        ({"problem": "lq-1d"}, "problem"),
-        ({"oracle": None}, "oracle"),
-        ({"scheme": "damped"}, "scheme"),
-        ({"particles": 0, "flow": "particles"}, "particles"),
-        ({"particles": 10**12, "flow": "particles"}, "particles"),  # refused up front with the memory estimate
-        ({"seed": 1.5}, "seed"),
-        ({"seed": -1}, "seed"),
-        ({"seed": 2**64}, "seed"),
-        ({"iterations": 2.5}, "iterations"),
-        ({"iterations": 0}, "iterations"),
-        ({"tol": float("nan")}, "tol"),
-        ({"flow": "bogus"}, "flow"),
-        ({"metric": "bogus"}, "metric"),
-        ({"metric": "coupling"}, "metric"),  # Gaussian flows have a closed form
-        ({"initial_flow": mfg.GaussianFlow.from_numpy(np.zeros((3, 1)), np.ones((3, 1, 1)))}, "initial_flow"),
+    [  # each case builds its arguments when it runs: the option objects refuse a bad field as they are made
+        (lambda: {"problem": "lq-1d"}, "problem"),
+        (lambda: {"oracle": None}, "oracle"),
+        (lambda: {"scheme": "damped"}, "scheme"),
+        (lambda: {"flow": mfg.Particles(0)}, "particles"),
+        (lambda: {"flow": mfg.Particles(10**12)}, "particles"),  # refused up front with the memory estimate
+        (lambda: {"seed": 1.5}, "seed"),
+        (lambda: {"seed": -1}, "seed"),
+        (lambda: {"seed": 2**64}, "seed"),
+        (lambda: {"stop": mfg.Stop(iterations=2.5)}, "iterations"),
+        (lambda: {"stop": mfg.Stop(iterations=0)}, "iterations"),
+        (lambda: {"stop": mfg.Stop(tol=float("nan"))}, "tol"),
+        (lambda: {"flow": "bogus"}, "flow"),
+        (lambda: {"flow": mfg.Particles(metric="bogus")}, "metric"),
+        (lambda: {"stop": 10}, "stop"),
+        (lambda: {"evaluation": mfg.Evaluation(particles=-1)}, "eval_particles"),
+        (lambda: {"run_dir": mfg.RunDir("")}, "run_dir"),
+        (lambda: {"initial_flow": mfg.GaussianFlow.from_numpy(np.zeros((3, 1)), np.ones((3, 1, 1)))}, "initial_flow"),
     ],
 )
 def test_solve_names_the_bad_argument(kw, field):
-    args = {"problem": PB, "oracle": mfg.ExactLQOracle(), **kw}
     with pytest.raises(mfg.SpecError) as info:
+        args = {"problem": PB, "oracle": mfg.ExactLQOracle(), **kw()}
         mfg.solve(args.pop("problem"), args.pop("oracle"), progress=False, **args)
     assert info.value.field == field
 
@@ -66,7 +68,7 @@ class _Game:
 @pytest.mark.parametrize("broken", ["step", "reward", "terminal_reward"])
 def test_a_users_problem_is_probed_and_the_callback_named(broken):
     with pytest.raises(mfg.SpecError) as info:
-        mfg.solve(_Game(broken), mfg.DDPGOracle(updates=3), iterations=1, progress=False)
+        mfg.solve(_Game(broken), mfg.DDPGOracle(updates=3), stop=mfg.Stop(iterations=1), progress=False)
     assert info.value.field == broken
 
 
@@ -106,5 +108,5 @@ def test_cli_boundaries_found_by_trying_bad_input(tmp_path, capsys):
 
 
 def test_a_tiny_damping_weight_is_named_not_the_scheme():
-    res = mfg.solve(PB, mfg.ExactLQOracle(), scheme=mfg.Damped(1e-12), iterations=8, progress=False)
+    res = mfg.solve(PB, mfg.ExactLQOracle(), scheme=mfg.Damped(1e-12), stop=mfg.Stop(iterations=8), progress=False)
     assert not res.summary.converged and "--alpha" in res.summary.advice

@@ -158,8 +158,8 @@ def _tiny(name: str, seed: int = 0):
 @pytest.mark.parametrize("name", ["ddpg-nopop", "mf-q", "mf-ac"])
 def test_baseline_runs_through_solve_and_is_reproducible(lq, name):
     pb = lq[0]
-    results = [mfg.solve(pb, _tiny(name), scheme=mfg.Damped(0.5), iterations=2, particles=256, seed=1,
-                         progress=False, eval_particles=64, final_eval_particles=256) for _ in range(2)]
+    results = [mfg.solve(pb, _tiny(name), scheme=mfg.Damped(0.5), stop=mfg.Stop(iterations=2), flow=mfg.Particles(256), evaluation=mfg.Evaluation(particles=64, final_particles=256), seed=1,
+                         progress=False) for _ in range(2)]
     a, b = results
     assert a.summary.oracle == name and len(a.history) == 2
     assert torch.equal(a.flow.means(), b.flow.means())  # same seed, same result on CPU

@@ -117,8 +117,8 @@ def test_mixing_by_selection_keeps_size_pairs_and_weight():
 
 
 def _exact_particle_run(pb, seed=0, **kw):
-    kw = {"iterations": 60, "tol": 1e-10, **kw}
-    return mfg.solve(pb, mfg.ExactLQOracle(), flow="particles", seed=seed, progress=False, **kw)
+    kw = {"stop": mfg.Stop(iterations=60, tol=1e-10), "flow": mfg.Particles(), **kw}
+    return mfg.solve(pb, mfg.ExactLQOracle(), seed=seed, progress=False, **kw)
 
 
 def _check_against_rho(res, rho):
@@ -137,14 +137,14 @@ def _check_against_rho(res, rho):
 
 def test_exact_oracle_on_particles_measures_rho_in_2d():
     pb = mfg.load_problem(ROOT / "bench" / "lq_2d_cross.toml")
-    _check_against_rho(_exact_particle_run(pb, particles=16384), pb.reference().rho)
+    _check_against_rho(_exact_particle_run(pb, flow=mfg.Particles(16384)), pb.reference().rho)
 
 
 def test_exact_oracle_on_particles_measures_rho_in_3d():
     pb = mfg.LQProblem.from_spec(random_spec(5, n=3, p=2, T=8, coupling=0.35))
     rho = pb.reference().rho
     assert 0.2 < rho < 0.9
-    _check_against_rho(_exact_particle_run(pb, particles=16384, seed=1), rho)
+    _check_against_rho(_exact_particle_run(pb, flow=mfg.Particles(16384), seed=1), rho)
 
 
 def _verdict(gaps, floors, **kw):
@@ -175,17 +175,17 @@ def test_no_equilibrium_and_failed_responses_have_their_own_verdicts():
 def test_damped_and_fp_on_particles_stop_on_the_gap():
     pb = mfg.load_problem(ROOT / "bench" / "lq_2d_cross.toml")
     # rate 1 - alpha + alpha rho(M) = 0.68: about 60 iterations from 1 to 1e-10
-    damped = _exact_particle_run(pb, particles=8192, scheme=mfg.Damped(0.5), iterations=100)
+    damped = _exact_particle_run(pb, stop=mfg.Stop(iterations=100), flow=mfg.Particles(8192), scheme=mfg.Damped(0.5))
     assert damped.summary.converged and damped.history[-1].gap <= 1e-10
     assert damped.summary.mean_error < 0.02
     # a tiny damping weight makes every step tiny, never the gap: no false convergence
-    tiny = _exact_particle_run(pb, particles=8192, scheme=mfg.Damped(1e-12), iterations=5)
+    tiny = _exact_particle_run(pb, stop=mfg.Stop(iterations=5), flow=mfg.Particles(8192), scheme=mfg.Damped(1e-12))
     assert not tiny.summary.converged and tiny.history[-1].residual < 1e-10 < tiny.history[-1].gap
 
 
 def test_particle_runs_are_reproducible():
     pb = mfg.load_problem(ROOT / "bench" / "lq_2d_cross.toml")
-    a, b = (_exact_particle_run(pb, particles=4096, iterations=4, scheme=mfg.FictitiousPlay()) for _ in range(2))
+    a, b = (_exact_particle_run(pb, stop=mfg.Stop(iterations=4), flow=mfg.Particles(4096), scheme=mfg.FictitiousPlay()) for _ in range(2))
     assert [h.residual for h in a.history] == [h.residual for h in b.history]
     assert torch.equal(a.flow.x, b.flow.x)
 

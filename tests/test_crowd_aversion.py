@@ -233,7 +233,7 @@ def test_solve_reads_the_grid_reference_mean(problem, ref):
         def config(self):
             return {}
 
-    res = mfg.solve(problem, Fixed(), iterations=1, particles=256, progress=False)
+    res = mfg.solve(problem, Fixed(), stop=mfg.Stop(iterations=1), flow=mfg.Particles(256), progress=False)
     assert res.summary.problem == "crowd-aversion"
     assert res.history[0].mean_error is not None and np.isfinite(res.history[0].mean_error)
 

@@ -240,7 +240,7 @@ def test_exploration_scale_defaults_to_the_action_bounds(noise: str) -> None:
 
 def test_solve_with_ddpg_oracle_runs_and_warm_starts() -> None:
     pb = mfg.load_problem("lq-1d", {"T": 3})
-    res = mfg.solve(pb, DDPGOracle(**TINY), iterations=2, particles=128, progress=False)
+    res = mfg.solve(pb, DDPGOracle(**TINY), stop=mfg.Stop(iterations=2), flow=mfg.Particles(128), progress=False)
     assert len(res.history) == 2 and res.summary.oracle == "ddpg"
     assert all(np.isfinite(h.residual) for h in res.history)
 
@@ -277,7 +277,7 @@ def test_large_populations_act_in_blocks_with_the_same_actions(monkeypatch: pyte
 
 def test_fictitious_play_mixes_bound_responses() -> None:
     pb = mfg.load_problem("lq-1d", {"T": 3})
-    res = mfg.solve(pb, DDPGOracle(**TINY), scheme=mfg.FictitiousPlay(2.0), iterations=3, particles=128,
+    res = mfg.solve(pb, DDPGOracle(**TINY), scheme=mfg.FictitiousPlay(2.0), stop=mfg.Stop(iterations=3), flow=mfg.Particles(128),
                     progress=False)
     assert isinstance(res.policy, mfg.MixturePolicy) and len(res.policy.components) == 3
     assert all(type(c).__name__ == "MarkovDDPGPolicy" for c in res.policy.components)

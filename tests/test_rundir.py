@@ -103,15 +103,15 @@ def test_resume_after_the_spec_file_changed_is_refused(tmp_path, monkeypatch, ca
 
 def test_python_resume_with_another_problem_is_refused(tmp_path):
     d = tmp_path / "run"
-    kw = dict(iterations=2, flow="particles", particles=500, progress=False)
+    kw = dict(stop=mfg.Stop(iterations=2), flow=mfg.Particles(500), progress=False)
     mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), run_dir=d, **kw)
     with pytest.raises(RunDirError, match="problem"):
-        mfg.solve(mfg.load_problem("systemic-risk"), mfg.ExactLQOracle(), run_dir=d, resume=True, **kw)
+        mfg.solve(mfg.load_problem("systemic-risk"), mfg.ExactLQOracle(), run_dir=mfg.RunDir(d, resume=True), **kw)
     with pytest.raises(RunDirError, match="seed differs"):
-        mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), run_dir=d, resume=True, seed=1, **kw)
+        mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), run_dir=mfg.RunDir(d, resume=True), seed=1, **kw)
     assert len(_rows(d / "history.csv")) == 2
     # same run, larger budget: accepted
-    res = mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), run_dir=d, resume=True, **{**kw, "iterations": 3})
+    res = mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), run_dir=mfg.RunDir(d, resume=True), **{**kw, "stop": mfg.Stop(iterations=3)})
     assert len(res.history) == 3
 
 
@@ -128,8 +128,8 @@ def test_out_into_a_directory_with_other_files_is_refused_without_force(tmp_path
     assert main(args + ["--force"]) == 0
     assert len(_rows(d / "history.csv")) == 2
     with pytest.raises(RunDirError, match="already holds another run"):
-        mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), run_dir=d, iterations=1, progress=False)
-    mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), run_dir=d, iterations=1, progress=False, overwrite=True)
+        mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), stop=mfg.Stop(iterations=1), run_dir=d, progress=False)
+    mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), stop=mfg.Stop(iterations=1), run_dir=mfg.RunDir(d, overwrite=True), progress=False)
     assert len(_rows(d / "history.csv")) == 1
 
 
@@ -138,7 +138,7 @@ def test_an_empty_out_is_refused(tmp_path, monkeypatch, capsys):
     assert main(["solve", "lq-1d", *FAST, "--out", ""]) == 2
     assert "empty path" in _one_line(capsys.readouterr().err)
     with pytest.raises(RunDirError, match="empty path"):
-        mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), run_dir="", iterations=1, progress=False)
+        mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), stop=mfg.Stop(iterations=1), run_dir="", progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -189,8 +189,7 @@ def test_a_crafted_checkpoint_is_not_executed(tmp_path, capsys):
     line = _one_line(capsys.readouterr().err)
     assert "refused" in line and "system" in line
     with pytest.raises(RunDirError, match="nothing in it was run"):
-        mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), flow="particles", particles=500, seed=3,
-                  iterations=3, run_dir=d, resume=True, progress=False)
+        mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), stop=mfg.Stop(iterations=3), flow=mfg.Particles(500), run_dir=mfg.RunDir(d, resume=True), seed=3, progress=False)
     assert not marker.exists()
 
 
@@ -215,10 +214,11 @@ def _tiny_oracle(name):
 def test_learned_oracles_checkpoints_load_as_data_and_resume_exactly(tmp_path, oracle, scheme):
     """Networks, optimisers, replay, mixtures pass the allow-list, and the resumed run is the uninterrupted one."""
     pb = mfg.load_problem("lq-1d")
-    kw = dict(scheme=scheme, particles=128, eval_particles=64, final_eval_particles=128, progress=False)
-    full = mfg.solve(pb, _tiny_oracle(oracle), iterations=2, run_dir=tmp_path / "full", **kw)
-    mfg.solve(pb, _tiny_oracle(oracle), iterations=1, run_dir=tmp_path / "cut", **kw)
-    resumed = mfg.solve(pb, _tiny_oracle(oracle), iterations=2, run_dir=tmp_path / "cut", resume=True, **kw)
+    kw = dict(scheme=scheme, flow=mfg.Particles(128), evaluation=mfg.Evaluation(particles=64, final_particles=128),
+              progress=False)
+    full = mfg.solve(pb, _tiny_oracle(oracle), stop=mfg.Stop(iterations=2), run_dir=tmp_path / "full", **kw)
+    mfg.solve(pb, _tiny_oracle(oracle), stop=mfg.Stop(iterations=1), run_dir=tmp_path / "cut", **kw)
+    resumed = mfg.solve(pb, _tiny_oracle(oracle), stop=mfg.Stop(iterations=2), run_dir=mfg.RunDir(tmp_path / "cut", resume=True), **kw)
     assert _rows(tmp_path / "cut" / "history.csv") == _rows(tmp_path / "full" / "history.csv")
     assert resumed.summary.residuals == full.summary.residuals
 

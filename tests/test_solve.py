@@ -35,7 +35,7 @@ def test_picard_rate_matches_rho_and_converges(name):
     pb = CONTRACTIVE[name]
     ref = pb.reference()
     assert 0.05 < ref.rho < 1
-    res = _run(pb, mfg.Picard(), iterations=2000, tol=1e-12)
+    res = _run(pb, mfg.Picard(), stop=mfg.Stop(iterations=2000, tol=1e-12))
     s = res.summary
     assert s.converged and s.diagnosis == "contracting"
     assert s.mean_error < 1e-8
@@ -50,7 +50,7 @@ def test_strong_instance_is_strongly_coupled():
 
 
 def test_posterior_bound_covers_the_true_error():
-    res = _run(CONTRACTIVE["lq-1d"], iterations=200, tol=1e-12)
+    res = _run(CONTRACTIVE["lq-1d"], stop=mfg.Stop(iterations=200, tol=1e-12))
     # once the dominant mode dominates (ratios settle), the bound is >= the true distance to the equilibrium
     for rec in res.history[5:]:
         assert rec.bound is not None and rec.bound >= 0.999 * rec.reference_w2
@@ -61,23 +61,23 @@ def test_damped_rate_is_the_spectral_radius_of_the_damped_map(alpha):
     pb = CONTRACTIVE["random-2d"]
     M = pb.reference().M
     rho = np.max(np.abs(np.linalg.eigvals((1 - alpha) * np.eye(len(M)) + alpha * M)))
-    res = _run(pb, mfg.Damped(alpha), iterations=500, tol=1e-13)
+    res = _run(pb, mfg.Damped(alpha), stop=mfg.Stop(iterations=500, tol=1e-13))
     assert res.summary.converged and res.summary.mean_error < 1e-8
     assert res.summary.contraction_rate == pytest.approx(rho, rel=0.05)
 
 
 def test_monotone_instance_picard_diverges_damped_and_fp_converge():
     ref = mfg.LQProblem.from_spec(MONOTONE).reference()
-    pic = _run(MONOTONE, mfg.Picard(), iterations=100)
+    pic = _run(MONOTONE, mfg.Picard(), stop=mfg.Stop(iterations=100))
     assert pic.summary.diagnosis == "diverging" and not pic.summary.converged
     # the residual grows like rho^k
     assert pic.summary.contraction_rate == pytest.approx(ref.rho, rel=0.05)
     assert "--scheme damped" in pic.summary.advice
     suggested = float(pic.summary.advice.split("--alpha ")[1].split()[0])
-    damped = _run(MONOTONE, mfg.Damped(suggested), iterations=300)
+    damped = _run(MONOTONE, mfg.Damped(suggested), stop=mfg.Stop(iterations=300))
     assert damped.summary.converged and damped.summary.mean_error < 1e-8
     assert damped.summary.diagnosis == "contracting"
-    fp = _run(MONOTONE, mfg.FictitiousPlay(), iterations=400)
+    fp = _run(MONOTONE, mfg.FictitiousPlay(), stop=mfg.Stop(iterations=400))
     assert fp.summary.diagnosis == "contracting"
     assert fp.summary.mean_error < 1e-6
 
@@ -91,7 +91,7 @@ def test_oscillating_plain_iteration_is_diagnosed():
     pb = mfg.LQProblem.from_spec({**MONOTONE, "H": -c})
     ev = np.linalg.eigvals(pb.reference().M)
     assert ev[np.argmax(np.abs(ev))].real == pytest.approx(-1.0, abs=1e-9)
-    res = _run(pb, mfg.Picard(), iterations=300)
+    res = _run(pb, mfg.Picard(), stop=mfg.Stop(iterations=300))
     assert res.summary.diagnosis == "oscillating" and not res.summary.converged
     assert "damped" in res.summary.advice
 
@@ -101,12 +101,12 @@ def test_fictitious_play_rate_is_a_power_law():
     # unlike Picard's rho^k. Measured as a log-log slope over iterations 100..400.
     pb = CONTRACTIVE["lq-1d"]
     lam = np.max(np.linalg.eigvals(pb.reference().M).real)
-    fp = _run(pb, mfg.FictitiousPlay(), iterations=400, tol=1e-14)
+    fp = _run(pb, mfg.FictitiousPlay(), stop=mfg.Stop(iterations=400, tol=1e-14))
     gaps = np.array([h.gap for h in fp.history])
     k = np.arange(1, gaps.size + 1)
     slope = np.polyfit(np.log(k[100:]), np.log(gaps[100:]), 1)[0]
     assert slope == pytest.approx(-(1 - lam), rel=0.05)
-    pic = _run(pb, mfg.Picard(), iterations=400, tol=1e-14)
+    pic = _run(pb, mfg.Picard(), stop=mfg.Stop(iterations=400, tol=1e-14))
     assert len(pic.history) < 60 and fp.summary.mean_error > 1e3 * pic.summary.mean_error
 
 
@@ -127,7 +127,7 @@ def test_fictitious_play_with_recency_c_decays_like_k_to_the_minus_c_one_minus_l
     # weights c/(k+c): the slowest mode decays like prod_j (1 - c(1-lam)/(j+c)) ~ k^-c(1-lam)
     pb = CONTRACTIVE["lq-1d"]
     lam = np.max(np.linalg.eigvals(pb.reference().M).real)
-    fp = _run(pb, mfg.FictitiousPlay(recency), iterations=400, tol=1e-14)
+    fp = _run(pb, mfg.FictitiousPlay(recency), stop=mfg.Stop(iterations=400, tol=1e-14))
     assert fp.config["scheme"] == {"name": "fp", "recency": recency}
     gaps = np.array([h.gap for h in fp.history])
     k = np.arange(1, gaps.size + 1)
@@ -136,7 +136,7 @@ def test_fictitious_play_with_recency_c_decays_like_k_to_the_minus_c_one_minus_l
     # -1.046 vs -1.055 for c = 2, -1.572 vs -1.583 for c = 3)
     assert slope == pytest.approx(-recency * (1 - lam), rel=0.05)
     # the average weighs the j-th best response like (j+1)^(c-1): for c = 2, linearly (weights 2(j+1)/(k(k+1)))
-    short = _run(pb, mfg.FictitiousPlay(recency), iterations=6)
+    short = _run(pb, mfg.FictitiousPlay(recency), stop=mfg.Stop(iterations=6))
     w = np.asarray(short.policy.weights)
     bound = _fp_weight_rounding(recency, len(w))
     if recency == 2.0:  # the reference's own division rounds once more (measured: at most 1.3 eps)
@@ -151,7 +151,7 @@ def test_fictitious_play_rejects_recency_below_one():
 
 
 def test_fp_policy_is_the_average_and_its_exploitability_decreases():
-    res = _run(CONTRACTIVE["lq-1d"], mfg.FictitiousPlay(), iterations=50)
+    res = _run(CONTRACTIVE["lq-1d"], mfg.FictitiousPlay(), stop=mfg.Stop(iterations=50))
     assert isinstance(res.policy, mfg.MixturePolicy) and len(res.policy.components) == 50
     np.testing.assert_allclose(res.policy.weights, 1 / 50)
     e = [h.exploitability for h in res.history]
@@ -161,16 +161,16 @@ def test_fp_policy_is_the_average_and_its_exploitability_decreases():
 def test_particle_flows_with_exact_oracle_reach_monte_carlo_accuracy():
     pb = mfg.load_problem("lq-1d")
     ref = pb.reference()
-    res = mfg.solve(pb, ORACLE, flow="particles", particles=20_000, iterations=15, seed=3, progress=False)
+    res = mfg.solve(pb, ORACLE, stop=mfg.Stop(iterations=15), flow=mfg.Particles(20_000), seed=3, progress=False)
     # the loop's flow is an empirical measure of 20000 particles: its mean errs by ~ sd / sqrt(n), sd <= 1
     err = np.abs(res.flow.means().numpy()[:, 0] - ref.mean[:, 0]).max()
     assert err < 5 * 1.0 / np.sqrt(20_000)
-    again = mfg.solve(pb, ORACLE, flow="particles", particles=20_000, iterations=15, seed=3, progress=False)
+    again = mfg.solve(pb, ORACLE, stop=mfg.Stop(iterations=15), flow=mfg.Particles(20_000), seed=3, progress=False)
     assert [h.residual for h in again.history] == [h.residual for h in res.history]
 
 
 def test_run_files_round_trip(tmp_path):
-    res = _run(CONTRACTIVE["random-2d"], mfg.Damped(0.5), iterations=30)
+    res = _run(CONTRACTIVE["random-2d"], mfg.Damped(0.5), stop=mfg.Stop(iterations=30))
     res.save(tmp_path)
     run = mfg.load_run(tmp_path)
     assert run.summary["iterations"] == 30 and run.summary["diagnosis"] == res.summary.diagnosis
@@ -188,7 +188,7 @@ def test_flow_size_defaults_to_the_problems_own():
     assert default_particles(mfg.load_problem("lq-1d")) == 131072
     assert default_particles(mfg.load_problem("crowd-navigation")) == 1000
     assert default_particles(object()) == DEFAULT_PARTICLES == 4096
-    res = mfg.solve(mfg.load_problem("lq-1d"), ORACLE, flow="particles", iterations=2, progress=False)
+    res = mfg.solve(mfg.load_problem("lq-1d"), ORACLE, stop=mfg.Stop(iterations=2), flow=mfg.Particles(), progress=False)
     assert res.config["particles"] == 131072 and res.flow.size == 131072
 
 

@@ -262,6 +262,10 @@ class PotentialReference:
     solver: str
     status: str
     solve_seconds: float
+    #: A grid flow is not Gaussian and the map has no linear rate: the :class:`~mfgsolve.problem.Reference`
+    #: protocol's optional parts are absent.
+    cov = None
+    rho = None
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,120 @@
+"""The strategies of a run, as small typed objects that :func:`mfgsolve.solve` takes (the way a differential
+equation solver takes a step-size controller and a save-at rule): how the flow is carried, when the run stops,
+how policies are evaluated, and where the run is written.
+
+>>> import mfgsolve as mfg
+>>> mfg.Particles(4096), mfg.Stop(iterations=30)
+(Particles(n=4096, metric='auto'), Stop(iterations=30, tol=None))
+
+Every field is checked when the object is made: a bad value is a :class:`~mfgsolve.SpecError` naming it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import numpy as np
+
+from mfgsolve.errors import SpecError
+from mfgsolve.metrics import METHODS, Method
+
+__all__ = ["Particles", "Gaussian", "FlowOption", "Stop", "Evaluation", "RunDir"]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _count(field: str, value: Any, minimum: int) -> None:
+    if not _is_int(value) or value < minimum:
+        raise SpecError(field, f"must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Particles:
+    """Carry the flow as ``n`` particles (``None``: the problem's own size, 131072 for LQ problems, else 4096),
+    compared between iterations by the estimator ``metric`` (see :func:`mfgsolve.wasserstein`): ``"auto"`` is
+    the exact sorted distance in 1-D and the coupling bound of paired particles in several dimensions."""
+
+    n: int | None = None
+    metric: Method = "auto"
+    kind: Literal["particles"] = "particles"
+
+    def __post_init__(self) -> None:
+        if self.n is not None:
+            _count("particles", self.n, 2)
+        if self.metric not in METHODS:
+            raise SpecError("metric", f"unknown estimator {self.metric!r} (choose from {', '.join(METHODS)})")
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    """Carry the flow as Gaussian marginals (mean and covariance per time): exact for an LQ problem with the
+    exact oracle's affine policies, compared in closed form."""
+
+    kind: Literal["gaussian"] = "gaussian"
+
+
+FlowOption = Union[Particles, Gaussian]
+
+
+@dataclass(frozen=True)
+class Stop:
+    r"""When the run ends: after ``iterations`` best responses, or once the fixed-point gap
+    :math:`\max_t W_2(\mu(\pi^k)_t, m^k_t)` is at most ``tol`` (for Picard the residual
+    :math:`W_2(m^{k+1}, m^k)`, which is the gap; damping shrinks the residual, not the gap). ``None``: the
+    preset of the oracle's kind (:mod:`mfgsolve.presets`)."""
+
+    iterations: int | None = None
+    tol: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.iterations is not None:
+            _count("iterations", self.iterations, 1)
+        tol = self.tol
+        if tol is not None and (not isinstance(tol, (int, float)) or isinstance(tol, bool) or not math.isfinite(tol)
+                                or not tol > 0):
+            raise SpecError("tol", f"must be a positive number, got {tol!r}")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Agents of the Monte-Carlo exploitability of learned policies on LQ problems (:func:`mfgsolve.exploitability`):
+    a cheap estimate every iteration (``particles``), an accurate one for the summary (``final_particles``).
+    Exact policies are evaluated exactly and ignore both. The estimates draw from their own generator (seeded
+    ``seed + 1``), so evaluating does not change the run."""
+
+    particles: int = 2000
+    final_particles: int = 100_000
+
+    def __post_init__(self) -> None:
+        _count("eval_particles", self.particles, 0)
+        _count("final_eval_particles", self.final_particles, 0)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Write the run into ``path`` as it goes (:mod:`mfgsolve.rundir`): a new or empty directory, locked while
+    the run writes; ``resume`` continues the run recorded there (refused, naming the setting, when it is another
+    run); ``overwrite`` replaces what the directory holds."""
+
+    path: str | os.PathLike[str]
+    resume: bool = False
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, (str, os.PathLike)) or not str(self.path).strip():
+            raise SpecError("run_dir", f"expected a directory path, got {self.path!r}")
+        for name in ("resume", "overwrite"):
+            if not isinstance(getattr(self, name), bool):
+                raise SpecError(name, f"must be True or False, got {getattr(self, name)!r}")
+        if self.resume and self.overwrite:
+            raise SpecError("overwrite", "resume continues the run in the directory; overwrite would replace it")
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.path)
