@@ -227,6 +227,11 @@ def _parser() -> _Parser:
     return parser
 
 
+#: The command line's option for each argument of the Python API that refuses a value.
+_FLAGS = {"oracle": "--oracle", "scheme": "--scheme", "alpha": "--alpha", "recency": "--recency",
+          "iterations": "--iterations", "tol": "--tol", "particles": "--particles", "metric": "--metric",
+          "flow": "--flow", "seed": "--seed"}
+
 #: Exit code of a run stopped by Ctrl-C (SIGINT), the shell's 128 + 2.
 INTERRUPTED = 130
 #: Exit code of a run stopped by a failed best response (its directory holds the history so far and a summary).
@@ -263,8 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args)
     except RunDirError as exc:
         return _fail(f"{option}: {exc.message}")
-    except SpecError as exc:
-        return _fail(str(exc))
+    except SpecError as exc:  # a field of the Python API is named by the option that set it
+        return _fail(f"{_FLAGS.get(exc.field, exc.field)}: {exc.message}")
     except (NoEquilibriumError, UncertifiedReferenceError) as exc:
         return _fail(f"{args.problem}: {exc}")
     except ResponseFailedError as exc:  # the run directory holds the history so far and a summary saying why

@@ -21,6 +21,9 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from mfgsolve.presets import EXACT, LEARNED
+from mfgsolve.schemes import Damped, Scheme
+
 __all__ = ["Diagnosis", "Verdict", "regression_rate", "running_rate", "posterior_bound", "diagnose"]
 
 Diagnosis = Literal[
@@ -45,11 +48,13 @@ _AT_FLOOR = 1.5
 
 @dataclass(frozen=True)
 class Verdict:
-    """How the run behaved and what to try next."""
+    """How the run behaved and what to try next: ``advice`` in words (options as the command line spells them),
+    ``suggestion`` the scheme it recommends, typed (e.g. ``Damped(alpha=0.31)``), when it recommends one."""
 
     diagnosis: Diagnosis
     advice: str
     rate: float | None
+    suggestion: Scheme | None = None
 
 
 def _tail(values: Sequence[float]) -> np.ndarray:
@@ -169,6 +174,8 @@ def diagnose(
     """
     alternating = _alternating(cosines)
     rate = regression_rate(gaps)
+    # fictitious play as a run of this oracle's kind would take it (recency 6 learned, classical exact)
+    fp = (LEARNED if learned else EXACT).scheme("fp")
     if learned and relative_exploitability is not None and relative_exploitability > _FAILED_RELATIVE:
         # before "converged": responses that learned nothing leave the flow still, and the gap small
         return Verdict(
@@ -188,7 +195,7 @@ def diagnose(
         )
 
     if blew_up:
-        return Verdict("diverging", _diverging_advice(rate, alternating, scheme, alpha), rate)
+        return Verdict("diverging", *_diverging_advice(rate, alternating, scheme, alpha, fp))
     trend = _trend(gaps, loglog=decreasing_weights, minimum=_MIN_EXPONENT if decreasing_weights else _MIN_SLOPE)
     if trend is None:
         return Verdict("stalled", "too few iterations to judge: raise --iterations", rate)
@@ -206,36 +213,37 @@ def diagnose(
             rate,
         )
     if trend == "up":
-        return Verdict("diverging", _diverging_advice(rate, alternating, scheme, alpha), rate)
+        return Verdict("diverging", *_diverging_advice(rate, alternating, scheme, alpha, fp))
     if alternating:
-        return Verdict("oscillating", _oscillating_advice(scheme, alpha), rate)
+        damped = Damped(float(f"{0.5 if scheme != 'damped' or not alpha else alpha / 2:.2g}"))
+        return Verdict("oscillating", f"period-2 oscillation: try {damped.flags()} or {fp.flags()}",
+                       rate, damped)
     if scheme == "damped" and alpha is not None and alpha < _TINY_ALPHA:
         return Verdict("stalled", f"the damping weight {alpha:.2g} barely moves the flow: raise --alpha", rate)
-    other = "a smaller --recency (longer memory)" if scheme == "fp" else "--scheme fp"
+    other = "a smaller --recency (longer memory)" if scheme == "fp" else fp.flags()
+    switch = None if scheme == "fp" else fp
     if learned:
         return Verdict(
             "stalled",
             "the gap no longer decreases, above the distance's sampling floor: this is the learned oracle's noise "
             f"floor (raise the best-response budget, --br-updates); or try {other}",
             rate,
+            switch,
         )
-    return Verdict("stalled", f"the gap no longer decreases with an exact oracle: try {other}", rate)
+    return Verdict("stalled", f"the gap no longer decreases with an exact oracle: try {other}", rate, switch)
 
 
-def _diverging_advice(rate: float | None, alternating: bool, scheme: str, alpha: float | None) -> str:
+def _diverging_advice(rate: float | None, alternating: bool, scheme: str, alpha: float | None,
+                      fp: Scheme) -> tuple[str, float | None, Scheme]:
+    """The advice, the rate and the suggested scheme of a diverging run (``fp``: fictitious play as this run's
+    oracle would take it)."""
     if not alternating:
-        return (
-            "the map expands without oscillating: damping cannot cure a real eigenvalue above one; "
-            "try --scheme fp and check the sign of the coupling (monotonicity)"
-        )
+        return ("the map expands without oscillating: damping cannot cure a real eigenvalue above one; "
+                f"try {fp.flags()} and check the sign of the coupling (monotonicity)", rate, fp)
     if rate is None:
-        return "plain iteration overshoots: try --scheme damped --alpha 0.3 or --scheme fp"
+        return f"plain iteration overshoots: try {Damped(0.3).flags()} or {fp.flags()}", rate, Damped(0.3)
     # A negative eigenvalue -lam of the plain map becomes 1 - a(1 + lam) under damping a; a = 1/(1 + lam) cancels it.
     lam = rate if scheme != "damped" or not alpha else (rate + 1.0) / alpha - 1.0
-    suggestion = 1.0 / (1.0 + lam)
-    return f"the iteration overshoots (alternating increments): try --scheme damped --alpha {suggestion:.2g} or --scheme fp"
-
-
-def _oscillating_advice(scheme: str, alpha: float | None) -> str:
-    a = 0.5 if scheme != "damped" or not alpha else alpha / 2
-    return f"period-2 oscillation: try --scheme damped --alpha {a:.2g} or --scheme fp"
+    damped = Damped(float(f"{1.0 / (1.0 + lam):.2g}"))
+    return (f"the iteration overshoots (alternating increments): try {damped.flags()} or {fp.flags()}", rate,
+            damped)

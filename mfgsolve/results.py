@@ -105,6 +105,8 @@ class Summary:
     reference_J: float | None
     reference_rho: float | None
     wall_seconds: float
+    suggestion: dict[str, Any] | None = None
+    """The scheme the advice recommends, as its ``config()`` (e.g. ``{"name": "damped", "alpha": 0.31}``)."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -70,6 +70,12 @@ class Scheme(ABC):
     def config(self) -> dict[str, object]:
         return {"name": self.name}
 
+    def flags(self) -> str:
+        """This scheme as the command line's options (``--scheme damped --alpha 0.31``)."""
+        options = {"alpha": "--alpha", "recency": "--recency"}
+        return " ".join([f"--scheme {self.name}"] + [f"{options[k]} {v:g}" for k, v in self.config().items()
+                                                      if k in options and not (k == "recency" and v == 1.0)])
+
 
 @dataclass(frozen=True)
 class Picard(Scheme):

@@ -170,7 +170,8 @@ def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, stop: Any, flow:
 
 
 def _summary(problem: Problem, oracle: Oracle, scheme: Scheme, history: list[IterationRecord], *, converged: bool,
-             diagnosis: str, advice: str | None, expl: Any, reference: Reference | None, wall: float) -> Summary:
+             diagnosis: str, advice: str | None, expl: Any, reference: Reference | None, wall: float,
+             suggestion: Scheme | None = None) -> Summary:
     """The summary of a run from its history, its verdict and the final exploitability (``None``: none)."""
     residuals = [h.residual for h in history]
     return Summary(
@@ -192,6 +193,7 @@ def _summary(problem: Problem, oracle: Oracle, scheme: Scheme, history: list[Ite
         reference_J=float(reference.J) if reference is not None and reference.J is not None else None,
         reference_rho=float(reference.rho) if reference is not None and reference.rho is not None else None,
         wall_seconds=wall,
+        suggestion=suggestion.config() if suggestion is not None else None,
     )
 
 
@@ -428,7 +430,8 @@ def solve(
         relative_exploitability=expl.relative if expl else None,
     )
     summary = _summary(problem, oracle, scheme, history, converged=converged and verdict.diagnosis != "failed-response",
-                       diagnosis=verdict.diagnosis, advice=verdict.advice, expl=expl, reference=reference, wall=wall)
+                       diagnosis=verdict.diagnosis, advice=verdict.advice, expl=expl, reference=reference, wall=wall,
+                       suggestion=verdict.suggestion)
     assert st.policy is not None
     result = SolveResult(history=tuple(history), summary=summary, flow=st.m, policy=st.policy, config=config)
     if out is not None:
