@@ -393,6 +393,7 @@ class DDPGOracle:
     """
 
     name = "ddpg"
+    settings_type = DDPGConfig  #: the settings ``make_oracle(name, **settings)`` takes
     #: The training loop of one best response (a subclass may swap it, e.g. ``ddpg-nopop``'s evaluations).
     _training: type[_Training]
 

@@ -296,6 +296,7 @@ class MFQOracle(_MFOracle):
     """
 
     name = "mf-q"
+    settings_type = MFQConfig  #: the settings ``make_oracle(name, **settings)`` takes
 
     def __init__(self, config: MFQConfig | None = None, **overrides: Any) -> None:
         base = config if config is not None else MFQConfig()
@@ -419,6 +420,7 @@ class MFACOracle(_MFOracle):
     """
 
     name = "mf-ac"
+    settings_type = MFACConfig  #: the settings ``make_oracle(name, **settings)`` takes
 
     def __init__(self, config: MFACConfig | None = None, **overrides: Any) -> None:
         base = config if config is not None else MFACConfig()
