@@ -28,6 +28,7 @@ import numpy as np
 import ot
 import torch
 
+from mfgsolve._linalg import psd_sqrt
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.gap import Gap
 from mfgsolve.oracles.base import Oracle
@@ -42,15 +43,9 @@ Method = Literal["auto", "exact", "sliced", "coupling", "moments"]
 METHODS: tuple[str, ...] = ("auto", "exact", "sliced", "coupling", "moments")
 
 
-def _psd_sqrt(C: np.ndarray) -> np.ndarray:
-    """Symmetric PSD square roots of a stack of matrices ``(..., n, n)``."""
-    vals, vecs = np.linalg.eigh(0.5 * (C + np.swapaxes(C, -1, -2)))
-    return (vecs * np.sqrt(np.clip(vals, 0.0, None))[..., None, :]) @ np.swapaxes(vecs, -1, -2)
-
-
 def gaussian_w2_many(mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov2: np.ndarray) -> np.ndarray:
     """:func:`gaussian_w2` over stacks: means ``(..., n)``, covariances ``(..., n, n)``; shape ``(...)``."""
-    X, Y = _psd_sqrt(cov1), _psd_sqrt(cov2)
+    X, Y = psd_sqrt(cov1, symmetric=True), psd_sqrt(cov2, symmetric=True)
     u, _, vt = np.linalg.svd(np.swapaxes(Y, -1, -2) @ X)
     bures2 = np.sum((X - Y @ (u @ vt)) ** 2, axis=(-2, -1))
     dm = mean1 - mean2

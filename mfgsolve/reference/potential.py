@@ -47,6 +47,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mfgsolve._linalg import psd_sqrt
 from mfgsolve.errors import UncertifiedReferenceError
 from mfgsolve.gap import Gap
 
@@ -274,11 +275,10 @@ class PotentialReference:
 
 def _factor(C: np.ndarray) -> np.ndarray:
     """``L`` with ``L L' = C`` for a PSD ``C`` (tiny negative eigenvalues from rounding are clipped)."""
-    vals, vecs = np.linalg.eigh(0.5 * (C + C.T))
+    vals = np.linalg.eigvalsh(0.5 * (C + C.T))  # ascending, as psd_sqrt's columns
     if vals.min() < -1e-9 * max(1.0, abs(vals).max()):
         raise ValueError("interaction matrix is not positive semi-definite: the potential is not convex")
-    keep = vals > 1e-14 * max(1.0, abs(vals).max())
-    return vecs[:, keep] * np.sqrt(vals[keep])
+    return psd_sqrt(C)[:, vals > 1e-14 * max(1.0, abs(vals).max())]
 
 
 #: The certificate of a reference: its exact (DP) exploitability on its own flow is at most this times
