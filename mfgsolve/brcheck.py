@@ -63,20 +63,15 @@ class BRCheck(Gap):
         """:attr:`se` under the name of ``br_check.json``."""
         return self.se
 
-    @property
-    def J_policy_se(self) -> float:
-        """Standard error of ``J_policy``: that of the gap, since ``J_best`` is exact."""
-        return self.se
-
     def to_json(self) -> dict[str, Any]:
         """The fields of ``br_check.json``."""
         plain = asdict(self)  # oracle_info as plain data, nested dataclasses included
         return {
-            "relative_gap": self.relative_gap,
-            "gap": self.gap,
-            "gap_se": self.gap_se,
+            "relative_gap": self.relative,
+            "gap": self.value,
+            "gap_se": self.se,
             "J_policy": self.J_policy,
-            "J_policy_se": self.J_policy_se,
+            "J_policy_se": self.se,  # J_best is exact: J_policy errs as much as the gap
             "J_best": self.J_best,
             "seconds": self.seconds,
             "eval_agents": self.eval_agents,
