@@ -17,7 +17,8 @@ from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, SpecError, 
 from mfgsolve.evaluation import CostEstimate, cost_difference, policy_cost, rollout_costs
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.lq import LQProblem, LQReference, load_toml
-from mfgsolve.metrics import Exploitability, exploitability, flow_distance, gaussian_w2, mean_error, resolution, wasserstein
+from mfgsolve.gap import Gap
+from mfgsolve.metrics import exploitability, flow_distance, gaussian_w2, mean_error, resolution, wasserstein
 from mfgsolve.options import Evaluation, Gaussian, Particles, RunDir, Stop
 from mfgsolve.nplayer import MADDPG, MADDPGConfig, NashGap, NPlayerGame, lq_epsilon_nash
 from mfgsolve.oracles import BestResponseInfo, DDPGConfig, DDPGOracle, DDPGPolicy, ExactLQOracle, Oracle
@@ -53,10 +54,10 @@ __all__ = [
     "DDPGPolicy",
     "Damped",
     "ExactLQOracle",
-    "Exploitability",
     "FictitiousPlay",
     "Flow",
     "GaussianFlow",
+    "Gap",
     "GridPotentialMFG",
     "IterationRecord",
     "LQProblem",

@@ -24,6 +24,7 @@ import torch
 from mfgsolve.errors import SpecError
 from mfgsolve.evaluation import cost_difference
 from mfgsolve.flows import GaussianFlow
+from mfgsolve.gap import Gap
 from mfgsolve.oracles.base import Oracle
 from mfgsolve.policies import AffinePolicy
 from mfgsolve.presets import BR_CHECK_UPDATES
@@ -32,25 +33,54 @@ from mfgsolve.problem import Problem
 __all__ = ["BRCheck", "br_check"]
 
 
-@dataclass(frozen=True)
-class BRCheck:
-    """The outcome of :func:`br_check` (costs: lower is better)."""
+@dataclass(frozen=True, kw_only=True)
+class BRCheck(Gap):
+    r"""The outcome of :func:`br_check`: the :class:`~mfgsolve.Gap` :math:`J(\pi \mid m^*) - J^*(m^*)` of the
+    trained policy (costs: lower is better; ``J_best`` exact, ``value`` and ``J_policy`` by Monte Carlo with the
+    one standard error ``se``), and how it was obtained.
+    """
 
-    relative_gap: float
-    gap: float
-    gap_se: float
-    J_policy: float
-    J_policy_se: float
-    J_best: float
     seconds: float
+    """Wall time of the oracle's training."""
     eval_agents: int
+    """Agents of the final Monte-Carlo evaluation."""
     problem: str
     oracle: str
     seed: int
     oracle_info: dict[str, Any]
 
+    @property
+    def relative_gap(self) -> float:
+        """:attr:`relative` under the name of ``br_check.json``."""
+        return self.relative
+
+    @property
+    def gap(self) -> float:
+        """:attr:`value` under the name of ``br_check.json``."""
+        return self.value
+
+    @property
+    def gap_se(self) -> float:
+        """:attr:`se` under the name of ``br_check.json``."""
+        return self.se
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The fields of ``br_check.json``."""
+        plain = asdict(self)  # oracle_info as plain data, nested dataclasses included
+        return {
+            "relative_gap": self.relative,
+            "gap": self.value,
+            "gap_se": self.se,
+            "J_policy": self.J_policy,
+            "J_policy_se": self.se,  # J_best is exact: J_policy errs as much as the gap
+            "J_best": self.J_best,
+            "seconds": self.seconds,
+            "eval_agents": self.eval_agents,
+            "problem": self.problem,
+            "oracle": self.oracle,
+            "seed": self.seed,
+            "oracle_info": plain["oracle_info"],
+        }
 
 
 def br_check(
@@ -102,12 +132,10 @@ def br_check(
             break
         n = min(2 * n, max_agents)
     return BRCheck(
-        relative_gap=d.mean / abs(J_best) if J_best != 0 else float("inf"),
-        gap=d.mean,
-        gap_se=d.se,
+        value=d.mean,
         J_policy=J_best + d.mean,
-        J_policy_se=d.se,
         J_best=J_best,
+        se=d.se,
         seconds=seconds,
         eval_agents=d.n,
         problem=str(getattr(problem, "name", type(problem).__name__)),

@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from mfgsolve._linalg import psd_sqrt
+
 __all__ = ["Flow", "GaussianFlow", "ParticleFlow"]
 
 
@@ -102,8 +104,7 @@ class GaussianFlow:
 
     def sample(self, t: int, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` draws from ``m_t``, shape ``(n, self.n)``."""
-        vals, vecs = torch.linalg.eigh(self.cov_[t])
-        root = vecs * vals.clamp_min(0).sqrt()
+        root = psd_sqrt(self.cov_[t])
         z = torch.randn(n, self.n, generator=generator, dtype=self.mean_.dtype)
         return self.mean_[t] + z @ root.T
 

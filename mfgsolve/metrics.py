@@ -22,35 +22,30 @@ Distances are per ``t`` (an array ``(T+1,)``); the outer loop uses their maximum
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import ot
 import torch
 
+from mfgsolve._linalg import psd_sqrt
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
+from mfgsolve.gap import Gap
 from mfgsolve.oracles.base import Oracle
 from mfgsolve.problem import Problem
 from mfgsolve.lq.problem import LQProblem
 from mfgsolve.policies import AffinePolicy, MixturePolicy, Policy
 from mfgsolve.lq import reference as lqref
 
-__all__ = ["wasserstein", "flow_distance", "gaussian_w2", "mean_error", "exploitability", "exploitability_by_oracle", "Exploitability", "Method", "METHODS", "resolution", "gaussian_w2_many"]
+__all__ = ["wasserstein", "flow_distance", "gaussian_w2", "mean_error", "exploitability", "exploitability_by_oracle", "Method", "METHODS", "resolution", "gaussian_w2_many"]
 
 Method = Literal["auto", "exact", "sliced", "coupling", "moments"]
 METHODS: tuple[str, ...] = ("auto", "exact", "sliced", "coupling", "moments")
 
 
-def _psd_sqrt(C: np.ndarray) -> np.ndarray:
-    """Symmetric PSD square roots of a stack of matrices ``(..., n, n)``."""
-    vals, vecs = np.linalg.eigh(0.5 * (C + np.swapaxes(C, -1, -2)))
-    return (vecs * np.sqrt(np.clip(vals, 0.0, None))[..., None, :]) @ np.swapaxes(vecs, -1, -2)
-
-
 def gaussian_w2_many(mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov2: np.ndarray) -> np.ndarray:
     """:func:`gaussian_w2` over stacks: means ``(..., n)``, covariances ``(..., n, n)``; shape ``(...)``."""
-    X, Y = _psd_sqrt(cov1), _psd_sqrt(cov2)
+    X, Y = psd_sqrt(cov1, symmetric=True), psd_sqrt(cov2, symmetric=True)
     u, _, vt = np.linalg.svd(np.swapaxes(Y, -1, -2) @ X)
     bures2 = np.sum((X - Y @ (u @ vt)) ** 2, axis=(-2, -1))
     dm = mean1 - mean2
@@ -264,31 +259,12 @@ def mean_error(m: Flow, reference_mean: np.ndarray) -> float:
     return err / scale if scale > 0 else err
 
 
-@dataclass(frozen=True)
-class Exploitability:
-    r"""Exploitability :math:`J(\pi \mid m^\pi) - J(\mathrm{BR}(m^\pi) \mid m^\pi)` of a policy on its own flow.
-
-    ``J`` are costs (lower is better), so the value is >= 0 up to the accuracy of its two terms.
-    """
-
-    value: float
-    J_policy: float
-    J_best: float
-    se: float = 0.0
-    """Monte-Carlo standard error of ``value`` (0 when both terms are exact)."""
-
-    @property
-    def relative(self) -> float:
-        """``value / |J_best|``."""
-        # a game whose best response costs nothing (to rounding) has no scale to be relative to
-        return self.value / abs(self.J_best) if abs(self.J_best) > 1e-12 else float("nan")
-
-
 def exploitability(
     problem: object, policy: Policy, *, n: int = 0, generator: torch.Generator | None = None,
     flow: Flow | None = None,
-) -> Exploitability | None:
-    r"""Exploitability of ``policy`` where mfgsolve can compute it; ``None`` elsewhere.
+) -> Gap | None:
+    r"""Exploitability :math:`J(\pi \mid m^\pi) - J(\mathrm{BR}(m^\pi) \mid m^\pi)` of ``policy`` on its own flow,
+    where mfgsolve can compute it; ``None`` elsewhere.
 
     * A problem with its own ``exploitability(policy, m)`` method (e.g. exact dynamic programming on a grid,
       as ``crowd-aversion`` has) is asked first, with the current ``flow`` (what a population-aware policy reads).
@@ -302,7 +278,9 @@ def exploitability(
     own = getattr(problem, "exploitability", None)
     if callable(own) and flow is not None:
         e = own(policy, flow)
-        return None if e is None else Exploitability(value=e.value, J_policy=e.J_policy, J_best=e.J_best)
+        if e is None or isinstance(e, Gap):
+            return e
+        return Gap(value=e.value, J_policy=e.J_policy, J_best=e.J_best, se=getattr(e, "se", 0.0))
     if not isinstance(problem, LQProblem):
         return None
     if isinstance(policy, AffinePolicy):
@@ -312,18 +290,19 @@ def exploitability(
         parts, weights = list(policy.components), list(policy.weights)  # type: ignore[arg-type]
     else:
         return _lq_exploitability_mc(problem, policy, n, generator) if generator is not None and n >= 2 else None
-    e = lqref.exploitability(problem.coef, [q.K for q in parts], [q.k for q in parts], weights, problem.riccati)
-    return Exploitability(value=e.exploitability, J_policy=e.J_policy, J_best=e.J_best)
+    Ks, ks = [q.K for q in parts], [q.k for q in parts]
+    gap, _ = lqref.affine_exploitability(problem.coef, Ks, ks, weights, problem.riccati)
+    return gap
 
 
-def _lq_exploitability_mc(problem: LQProblem, policy: Policy, n: int, generator: torch.Generator) -> Exploitability:
+def _lq_exploitability_mc(problem: LQProblem, policy: Policy, n: int, generator: torch.Generator) -> Gap:
     from mfgsolve.population import propagate
 
     own = propagate(problem, policy, None, kind="particles", n=n, generator=generator)
     br = lqref.best_response(problem.coef, own.means().detach().cpu().double().numpy(), problem.riccati)
     best = AffinePolicy(br.K, br.k)
     value, se = _gap_to(problem, policy, best, own, n=n, generator=generator)
-    return Exploitability(value=value, J_policy=br.cost + value, J_best=br.cost, se=se)
+    return Gap(value=value, J_policy=br.cost + value, J_best=br.cost, se=se)
 
 
 def _gap_to(
@@ -351,7 +330,7 @@ def _gap_to(
 def exploitability_by_oracle(
     problem: Problem, policy: Policy, oracle: Oracle, *, n: int, generator: torch.Generator,
     particles: int | None = None,
-) -> Exploitability:
+) -> Gap:
     r"""Exploitability against a strong learned best response, for problems with no exact one.
 
     The population plays ``policy`` (its own flow :math:`m^\pi`, ``particles`` particles: by default the
@@ -370,4 +349,4 @@ def exploitability_by_oracle(
     best, _ = oracle.best_response(problem, own)
     value, se = _gap_to(problem, policy, best, own, n=n, generator=generator)
     J_best = policy_cost(problem, best, own, n=n, generator=generator).mean
-    return Exploitability(value=value, J_policy=J_best + value, J_best=J_best, se=se)
+    return Gap(value=value, J_policy=J_best + value, J_best=J_best, se=se)

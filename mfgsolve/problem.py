@@ -8,7 +8,8 @@ moves by :math:`x_{t+1} = f(t, x_t, a_t, m_t, \xi_t)` and earns :math:`r(t, x_t,
 
 Optional members, looked up with ``getattr`` (a problem without them works):
 
-* ``exploitability(policy, m)``: the problem's own exact exploitability (see :func:`mfgsolve.exploitability`);
+* ``exploitability(policy, m)``: the problem's own exact exploitability, a :class:`mfgsolve.Gap` (see
+  :func:`mfgsolve.exploitability`);
 * ``particles``: the flow size its particle flows need by default (:data:`DEFAULT_PARTICLES` otherwise). A
   problem that reads only a few moments of ``m`` can afford many particles, and needs them for accurate
   moments; one that sums kernels over all particles pays for each.

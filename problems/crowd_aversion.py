@@ -50,10 +50,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mfgsolve import Flow, GridPotentialMFG, MixturePolicy, ParticleFlow, Policy, PotentialReference, SpecError, solve_potential
+from mfgsolve import Flow, Gap, GridPotentialMFG, MixturePolicy, ParticleFlow, Policy, PotentialReference, SpecError, solve_potential
 from mfgsolve import UncertifiedReferenceError
 from mfgsolve import wasserstein
-from mfgsolve.reference.potential import GridExploitability, exploitability, mixture_policy
+from mfgsolve.reference.potential import grid_exploitability, mixture_policy
 
 from ._kernels import KERNEL_PARTICLES, kernel_sum
 from ._params import integer, merge, number
@@ -190,10 +190,10 @@ class CrowdAversion:
                 np.add.at(pi[t], (rows, j + 1), w)
         return pi
 
-    def exploitability(self, policy: Policy, m: Flow) -> GridExploitability:
+    def exploitability(self, policy: Policy, m: Flow) -> Gap:
         """Exact (DP) exploitability on the grid of ``policy`` projected by :meth:`grid_policy` (also the solve
         loop's exploitability hook, see :func:`mfgsolve.exploitability`)."""
-        return exploitability(self.grid_model(), self.grid_policy(policy, m))
+        return grid_exploitability(self.grid_model(), self.grid_policy(policy, m))
 
     def config(self) -> dict[str, Any]:
         return {"family": "crowd-aversion", "name": self.name, "params": dict(self.params)}

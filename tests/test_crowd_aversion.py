@@ -31,7 +31,7 @@ def test_equilibrium_is_certified_by_dynamic_programming(problem, ref):
     assert -1e-12 <= ref.exploitability < 1e-5  # DP values: J_policy >= J_best up to rounding
     assert ref.status == "optimal"  # Clarabel reached its 1e-9 tolerances
     # the same figure recomputed from the stored policy by the public DP routine
-    e = pot.exploitability(problem.grid_model(), ref.policy)
+    e = pot.grid_exploitability(problem.grid_model(), ref.policy)
     assert e.value == pytest.approx(ref.exploitability, abs=1e-12)  # same arithmetic, rounding only
     assert e.J_policy == pytest.approx(ref.J, abs=1e-12)
 
@@ -323,7 +323,7 @@ def test_mixture_exploitability_is_the_per_agent_mixture():
     def cost(policy_errors: list[float], flow_error: float) -> float:
         return sum(policy_errors) + T * (2 * S + 2) * u + flow_error + (2 * S + 1) * u
 
-    e = pot.exploitability(small, bar)
+    e = pot.grid_exploitability(small, bar)
     rel_policy = cost(e_bar, e_f) + cost([0.0] * T, e_g) + J * u  # J_mix: J weighted values summed
     rel_best = cost([0.0] * T, e_f) + cost([0.0] * T, e_g)  # min is exact; q's error as above
     assert e.J_policy == pytest.approx(J_mix, rel=rel_policy) and e.J_best == pytest.approx(J_best, rel=rel_best)

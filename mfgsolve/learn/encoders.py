@@ -39,6 +39,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from mfgsolve._linalg import psd_sqrt
 from mfgsolve.flows import Flow
 from mfgsolve.learn.networks import mlp
 
@@ -78,9 +79,7 @@ def _points(m: Flow, t: int, base: torch.Tensor) -> tuple[torch.Tensor, torch.Te
         idx = torch.searchsorted(cdf, u).clamp_max(x.shape[0] - 1)
         return x[idx], torch.full((k,), 1.0 / k, dtype=torch.float64)
     mean, cov = flow_moments(m, t)
-    vals, vecs = torch.linalg.eigh(0.5 * (cov + cov.T))
-    root = vecs * vals.clamp_min(0).sqrt()
-    return mean + base.to(torch.float64) @ root.T, torch.full((k,), 1.0 / k, dtype=torch.float64)
+    return mean + base.to(torch.float64) @ psd_sqrt(cov).T, torch.full((k,), 1.0 / k, dtype=torch.float64)
 
 
 class PopulationEncoder(nn.Module, metaclass=ABCMeta):

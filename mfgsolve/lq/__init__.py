@@ -2,6 +2,6 @@
 equations, the equilibrium of the Picard map, exact exploitability)."""
 
 from mfgsolve.lq.problem import LQProblem, load_toml
-from mfgsolve.lq.reference import LQBestResponse, LQCoefficients, LQExploitability, LQReference, Riccati
+from mfgsolve.lq.reference import LQBestResponse, LQCoefficients, LQReference, Riccati
 
-__all__ = ["LQProblem", "load_toml", "LQBestResponse", "LQCoefficients", "LQExploitability", "LQReference", "Riccati"]
+__all__ = ["LQProblem", "load_toml", "LQBestResponse", "LQCoefficients", "LQReference", "Riccati"]

@@ -32,6 +32,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from mfgsolve._linalg import psd_sqrt
 from mfgsolve.errors import SpecError
 from mfgsolve.flows import Flow
 from mfgsolve.lq.reference import LQCoefficients, LQReference, equilibrium, riccati
@@ -163,12 +164,6 @@ def _coefficients(spec: Mapping[str, Any]) -> LQCoefficients:
     return LQCoefficients(T=T, **full)
 
 
-def _psd_sqrt(C: np.ndarray) -> np.ndarray:
-    """A square root L with L L' = C for a PSD (possibly singular) C."""
-    vals, vecs = np.linalg.eigh(C)
-    return vecs * np.sqrt(np.clip(vals, 0.0, None))
-
-
 class LQProblem:
     """A linear-quadratic mean field game (DESIGN.md's convention) as a batched torch :class:`Problem`.
 
@@ -207,8 +202,8 @@ class LQProblem:
         self.spec = dict(spec) if spec is not None else None
         self.riccati = riccati(coef)  # validates R + B'P_{t+1}B > 0 for every t
         self.n, self.p, self.T = coef.n, coef.p, coef.T
-        self._noise_sqrt = _psd_sqrt(coef.Sigma_w)
-        self._x0_sqrt = _psd_sqrt(coef.Sigma0)
+        self._noise_sqrt = psd_sqrt(coef.Sigma_w)
+        self._x0_sqrt = psd_sqrt(coef.Sigma0)
         self._tensors: dict[tuple[torch.dtype, torch.device], dict[str, torch.Tensor]] = {}
 
     @classmethod

@@ -50,6 +50,7 @@ from scipy.linalg.lapack import dpotrf as _potrf, dpotrs as _potrs
 import scipy.sparse.linalg
 
 from mfgsolve.errors import NoEquilibriumError, SpecError
+from mfgsolve.gap import Gap
 
 __all__ = [
     "LQCoefficients",
@@ -67,8 +68,7 @@ __all__ = [
     "reference_memory",
     "equilibrium",
     "self_consistent_mean",
-    "exploitability",
-    "LQExploitability",
+    "affine_exploitability",
 ]
 
 
@@ -625,36 +625,29 @@ def self_consistent_mean(
     return m
 
 
-@dataclass(frozen=True)
-class LQExploitability:
-    """Exploitability of a policy on its own flow: ``J_policy - J_best`` (both exact)."""
-
-    exploitability: float
-    J_policy: float
-    J_best: float
-    mean: np.ndarray  # (T+1, n): the policy's own mean flow
-
-    @property
-    def relative(self) -> float:
-        return self.exploitability / abs(self.J_best) if self.J_best != 0 else float("inf")
-
-
-def exploitability(
+def affine_exploitability(
     coef: LQCoefficients,
     Ks: Sequence[np.ndarray],
     ks: Sequence[np.ndarray],
     weights: Sequence[float] | None = None,
     ric: Riccati | None = None,
-) -> LQExploitability:
+) -> tuple[Gap, np.ndarray]:
     r"""Exact exploitability of a mixture of affine policies (one component: a plain affine policy).
 
     .. math:: \mathcal{E}(\pi) = J(\pi \mid m^\pi) - J(\mathrm{BR}(m^\pi) \mid m^\pi),
 
     where :math:`m^\pi` is the mean flow of the population playing :math:`\pi` (:func:`self_consistent_mean`),
     :math:`J(\pi \mid m) = \sum_j w_j J(\pi^j \mid m)` by forward moments and the best-response cost by Riccati.
+
+    Returns
+    -------
+    gap : Gap
+        The exploitability (exact: ``se = 0``).
+    mean : np.ndarray
+        ``(T+1, n)``: the policy's own mean flow :math:`m^\pi`, on which both costs are taken.
     """
     weights = [1.0 / len(Ks)] * len(Ks) if weights is None else list(weights)
     m = self_consistent_mean(coef, Ks, ks, weights)
     J_pi = float(np.asarray(weights) @ policy_costs(coef, np.stack(Ks), np.stack(ks), m))
     J_br = best_response(coef, m, ric).cost
-    return LQExploitability(exploitability=J_pi - J_br, J_policy=J_pi, J_best=J_br, mean=m)
+    return Gap(value=J_pi - J_br, J_policy=J_pi, J_best=J_br), m

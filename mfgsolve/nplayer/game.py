@@ -50,6 +50,7 @@ import torch
 
 from mfgsolve.evaluation import CostEstimate
 from mfgsolve.flows import Flow, ParticleFlow
+from mfgsolve.gap import Gap
 from mfgsolve.lq.problem import LQProblem
 from mfgsolve.policies import AffinePolicy, Policy
 from mfgsolve.problem import Problem
@@ -179,23 +180,18 @@ def epsilon_nash_mc(
     return CostEstimate(float(d.mean()), float(d.std(unbiased=True)) / math.sqrt(games), games)
 
 
-@dataclass(frozen=True)
-class NashGap:
-    r"""The epsilon-Nash of an affine policy in the N-player LQ game: ``value = J_policy - J_best`` (exact).
+@dataclass(frozen=True, kw_only=True)
+class NashGap(Gap):
+    r"""The epsilon-Nash of an affine policy in the N-player LQ game: a :class:`~mfgsolve.Gap` (exact, ``se = 0``)
+    whose flow is the N - 1 others playing the policy, with the deviator's best response.
 
     ``K_best`` ``(T, p, 2n+1)`` is the deviator's best response on :math:`X = (y, z, 1)`,
     :math:`a_t = -K^{best}_t X_t` (:meth:`deviator` plays it in an :class:`NPlayerGame`).
     """
 
     N: int
-    value: float
-    J_policy: float
-    J_best: float
+    """Number of players."""
     K_best: np.ndarray
-
-    @property
-    def relative(self) -> float:
-        return self.value / abs(self.J_best) if self.J_best != 0 else math.inf
 
     def deviator(self, t: int, x: torch.Tensor) -> torch.Tensor:
         """The best response's actions ``(G, p)`` from every agent's state ``(G, N, n)`` (agent 0 deviates)."""

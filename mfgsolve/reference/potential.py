@@ -27,7 +27,7 @@ tolerances), reads the policy off the transfers, and certifies it: its exploitab
 
 .. math:: \mathcal{E}(\pi) = J(\pi \mid m^\pi) - \min_{\pi'} J(\pi' \mid m^\pi),
 
-is computed exactly by backward dynamic programming on the same grid (:func:`exploitability`). A solution
+is computed exactly by backward dynamic programming on the same grid (:func:`grid_exploitability`). A solution
 is returned only when the solver reports ``optimal`` and this exploitability is at most
 :data:`CERTIFIED_EXPLOITABILITY` (relative to the equilibrium cost where that exceeds one); otherwise
 :func:`solve_potential` raises :class:`~mfgsolve.errors.UncertifiedReferenceError`.
@@ -47,18 +47,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mfgsolve._linalg import psd_sqrt
 from mfgsolve.errors import UncertifiedReferenceError
+from mfgsolve.gap import Gap
 
 __all__ = [
     "CERTIFIED_EXPLOITABILITY",
     "GridPotentialMFG",
-    "GridExploitability",
     "PotentialReference",
     "solve_potential",
     "flow_of",
     "policy_value",
     "best_response_value",
-    "exploitability",
+    "grid_exploitability",
 ]
 
 
@@ -143,19 +144,6 @@ class GridPotentialMFG:
         return total + float(self.g @ m[self.T] + 0.5 * m[self.T] @ self.CT @ m[self.T])
 
 
-@dataclass(frozen=True)
-class GridExploitability:
-    """Exploitability of a grid policy on its own flow: ``J_policy - J_best``, both by exact DP."""
-
-    value: float
-    J_policy: float
-    J_best: float
-
-    @property
-    def relative(self) -> float:
-        return self.value / abs(self.J_best) if self.J_best != 0 else float("inf")
-
-
 def flow_of(mfg: GridPotentialMFG, pi: np.ndarray) -> np.ndarray:
     r"""The population's flow when everybody plays ``pi`` ``(T, S, S)``: :math:`m_{t+1} = (m_t' \pi_t) P`."""
     m = np.empty((mfg.T + 1, mfg.S))
@@ -211,12 +199,12 @@ def best_response_value(mfg: GridPotentialMFG, m: np.ndarray) -> tuple[np.ndarra
     return V, q
 
 
-def exploitability(mfg: GridPotentialMFG, pi: np.ndarray) -> GridExploitability:
+def grid_exploitability(mfg: GridPotentialMFG, pi: np.ndarray) -> Gap:
     r"""Exact exploitability of ``pi`` on its own flow, :math:`J(\pi \mid m^\pi) - J(\mathrm{BR}(m^\pi) \mid m^\pi)`."""
     m = flow_of(mfg, pi)
     J_pi = float(mfg.m0 @ policy_value(mfg, pi, m)[0])
     J_br = float(mfg.m0 @ best_response_value(mfg, m)[0][0])
-    return GridExploitability(value=J_pi - J_br, J_policy=J_pi, J_best=J_br)
+    return Gap(value=J_pi - J_br, J_policy=J_pi, J_best=J_br)
 
 
 @dataclass(frozen=True, eq=False)
@@ -291,11 +279,10 @@ class PotentialReference:
 
 def _factor(C: np.ndarray) -> np.ndarray:
     """``L`` with ``L L' = C`` for a PSD ``C`` (tiny negative eigenvalues from rounding are clipped)."""
-    vals, vecs = np.linalg.eigh(0.5 * (C + C.T))
+    vals = np.linalg.eigvalsh(0.5 * (C + C.T))  # ascending, as psd_sqrt's columns
     if vals.min() < -1e-9 * max(1.0, abs(vals).max()):
         raise ValueError("interaction matrix is not positive semi-definite: the potential is not convex")
-    keep = vals > 1e-14 * max(1.0, abs(vals).max())
-    return vecs[:, keep] * np.sqrt(vals[keep])
+    return psd_sqrt(C)[:, vals > 1e-14 * max(1.0, abs(vals).max())]
 
 
 #: The certificate of a reference: its exact (DP) exploitability on its own flow is at most this times
