@@ -36,6 +36,15 @@ scaled so that a whole episode's return is of order one. Exploration: 0.3 of the
 1.0 action unit for unbounded ones (:meth:`DDPGConfig.exploration_sigma`, measured by
 ``bench/exploration_scale.py``).
 
+The module reads top-down: :class:`DDPGConfig` (settings), the policies (:class:`DDPGPolicy`, its Markov
+binding :class:`MarkovDDPGPolicy` and the population-blind :class:`NoPopPolicy`), the learner state
+:class:`DDPGLearner` (networks, targets, optimisers, replay, noise, generators, scales, flow contexts), the
+training loop :func:`train` (the state, the problem and the frozen flow: in the order of CleanRL's
+``ddpg_continuous_action.py``) and the oracle :class:`DDPGOracle`, which only builds or warm-starts the state and
+calls the loop. Population-blind DDPG (``ddpg-nopop``, :mod:`mfgsolve.oracles.nopop`) is the setting
+``population_input=False``. Action map, generators, budget, replay and scales are the shared parts of
+:mod:`mfgsolve.learn`.
+
 References
 ----------
 .. [1] Lillicrap et al. (2015), "Continuous control with deep reinforcement learning".
