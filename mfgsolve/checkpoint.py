@@ -41,17 +41,14 @@ SAFE_CLASSES = (
     "mfgsolve.learn.encoders:AttentionEncoder",
     "mfgsolve.learn.networks:Actor",
     "mfgsolve.learn.networks:Critic",
+    "mfgsolve.learn.actions:ActionMap",
     "mfgsolve.oracles.ddpg:DDPGPolicy",
     "mfgsolve.oracles.ddpg:MarkovDDPGPolicy",
-    "mfgsolve.oracles.ddpg:_ActionMap",
-    "mfgsolve.oracles.ddpg:_FlowContext",
+    "mfgsolve.oracles.ddpg:NoPopPolicy",
+    "mfgsolve.oracles.ddpg:FlowContext",
     "mfgsolve.oracles.mfrl:MFNetPolicy",
     "mfgsolve.oracles.mfrl:_MFNet",
     "mfgsolve.oracles.mfrl:_Inputs",
-    "mfgsolve.oracles.mfrl:_Actions",
-    "mfgsolve.oracles.mfrl:_Budget",
-    "mfgsolve.oracles.mfrl:_IndexReplay",
-    "mfgsolve.oracles.nopop:NoPopPolicy",
 )
 
 

@@ -15,7 +15,10 @@ import torch
 import mfgsolve as mfg
 from mfgsolve.learn.encoders import ENCODERS
 from mfgsolve.learn.exploration import NOISES
+from mfgsolve.oracles import Oracle
 from mfgsolve.oracles.ddpg import DDPGConfig, DDPGOracle, DDPGPolicy
+from mfgsolve.oracles.mfrl import MFACOracle, MFQOracle
+from mfgsolve.oracles.nopop import NoPopDDPGOracle, NoPopPolicy
 
 #: A few updates on a handful of agents: exercises every code path in well under a second.
 TINY = dict(updates=6, n_agents=8, batch_size=16, eval_every=3, eval_agents=16, hidden=16, encoder_dim=4,
@@ -76,7 +79,7 @@ def test_td3_off_and_seed_architecture_run() -> None:
     assert len([k for k in oracle.config()]) > 10
     _, info = oracle.best_response(pb, equilibrium_flow(pb))
     assert info.extra["updates"] == TINY["updates"]
-    assert "critic1" not in oracle._nets  # type: ignore[operator]
+    assert oracle.learner is not None and "critic1" not in oracle.learner.nets
 
 
 @pytest.mark.parametrize("where", ["critic", "all"])
@@ -88,8 +91,8 @@ def test_step_onehot_runs_with_twin_critics_and_bound_policy(where: str) -> None
     oracle = DDPGOracle(step_onehot=where, twin_critics=True, **TINY)
     pi, info = oracle.best_response(pb, m)
     assert info.extra["updates"] == TINY["updates"]
-    nets = oracle._nets
-    assert nets is not None
+    assert oracle.learner is not None
+    nets = oracle.learner.nets
     for name in ("critic0", "critic1", "target_critic1"):
         assert nets[name].state[0].in_features == pb.n + 2 + pb.T + 1  # type: ignore[index]
     assert nets["actor"].state[0].in_features == pb.n + 2 + (pb.T + 1 if where == "all" else 0)  # type: ignore[index]
@@ -148,7 +151,8 @@ def test_state_dict_resumes_exactly() -> None:
     pi2b, info2b = b.best_response(pb, m2, warm_start=pi1)
     assert torch.equal(actor_params(pi2), actor_params(pi2b))
     assert [e[2] for e in info2.extra["evals"]] == [e[2] for e in info2b.extra["evals"]]
-    assert len(b._replay) == len(a._replay) and a._replay.flows() == {0, 1}  # type: ignore[union-attr]
+    assert a.learner is not None and b.learner is not None
+    assert len(b.learner.replay) == len(a.learner.replay) and a.learner.replay.flows() == {0, 1}
 
 
 def test_warm_start_starts_from_previous_actor() -> None:
@@ -190,7 +194,9 @@ def test_config_validation_names_the_field() -> None:
     with pytest.raises(mfg.SpecError, match="encoder"):
         DDPGConfig(encoder="fourier")
     with pytest.raises(mfg.SpecError, match="updates"):
-        DDPGConfig(updates=None, seconds=None)
+        DDPGConfig(updates=0)
+    with pytest.raises(mfg.SpecError, match="seed"):
+        DDPGConfig(seed=-1)
     with pytest.raises(mfg.SpecError, match="tau"):
         DDPGConfig(tau=0.0)
     with pytest.raises(mfg.SpecError, match="step_onehot"):
@@ -290,3 +296,60 @@ def test_lq_1d_within_two_percent_in_20000_updates(seed: int) -> None:
     pb = mfg.load_problem("lq-1d")
     res = mfg.br_check(pb, DDPGOracle(seed=seed, progress=False), seed=seed)
     assert res.relative_gap <= 0.02 + 3 * res.gap_se / abs(res.J_best)
+
+
+# ------------------------------------------------------------------------------------------ the run's seed and budget
+@pytest.mark.parametrize("make", [DDPGOracle, NoPopDDPGOracle, MFQOracle, MFACOracle])
+def test_for_run_fills_only_what_the_oracle_leaves_open(make) -> None:
+    from mfgsolve.presets import LEARNED
+
+    given = make(seed=3, updates=5)
+    assert given.for_run(seed=9, updates=99) is given
+    timed = make(seed=3, seconds=2.0)
+    assert timed.for_run(seed=9, updates=99) is timed  # a budget in seconds is a budget
+    open_ = make()
+    run = open_.for_run(seed=9, updates=99)
+    assert type(run) is type(open_) and run is not open_
+    assert (run.cfg.seed, run.cfg.updates, run.cfg.seconds) == (9, 99, None)
+    assert run.config() == {**open_.config(), "seed": 9, "updates": 99}
+    only_seconds = make(seconds=2.0).for_run(seed=9, updates=99)
+    assert (only_seconds.cfg.seed, only_seconds.cfg.updates, only_seconds.cfg.seconds) == (9, None, 2.0)
+    # used on its own: seed 0 and the learned preset's budget, reported as such
+    assert (open_.config()["seed"], open_.config()["updates"]) == (0, LEARNED.br_updates)
+
+
+def test_for_run_refuses_after_training_and_the_exact_oracle_is_itself() -> None:
+    pb = mfg.load_problem("lq-1d", {"T": 3})
+    tiny = {k: v for k, v in TINY.items() if k != "seed"}
+    oracle = DDPGOracle(**tiny)
+    oracle.best_response(pb, equilibrium_flow(pb))
+    assert oracle.config()["seed"] == 0
+    with pytest.raises(ValueError, match="trained"):
+        oracle.for_run(seed=1, updates=10)
+    exact = mfg.ExactLQOracle()
+    assert exact.for_run(seed=1, updates=10) is exact
+    assert isinstance(exact, Oracle) and isinstance(oracle, Oracle)
+
+
+def test_open_seed_plays_seed_zero_bit_for_bit() -> None:
+    pb = mfg.load_problem("lq-1d", {"T": 3})
+    tiny = {k: v for k, v in TINY.items() if k != "seed"}
+    pi_open, _ = DDPGOracle(**tiny).best_response(pb, equilibrium_flow(pb))
+    pi_zero, _ = DDPGOracle(seed=0, **tiny).best_response(pb, equilibrium_flow(pb))
+    pi_run, _ = DDPGOracle(**tiny).for_run(seed=0, updates=tiny["updates"]).best_response(pb, equilibrium_flow(pb))
+    assert torch.equal(actor_params(pi_open), actor_params(pi_zero))
+    assert torch.equal(actor_params(pi_run), actor_params(pi_zero))
+
+
+def test_population_blind_is_a_setting_of_the_ddpg_oracle() -> None:
+    pb = mfg.load_problem("lq-1d", {"T": 3})
+    m1, m2 = equilibrium_flow(pb), mfg.static_flow(pb, kind="gaussian")
+    setting = DDPGOracle(population_input=False, **TINY)
+    subclass = NoPopDDPGOracle(**TINY)
+    assert {**setting.config(), "name": "ddpg-nopop"} == subclass.config()
+    for oracle in (setting, subclass):
+        pi, _ = oracle.best_response(pb, m1)
+        pi, _ = oracle.best_response(pb, m2, warm_start=pi)
+        assert isinstance(pi, NoPopPolicy)
+    x = torch.linspace(-1, 1, 7, dtype=torch.float64)[:, None]
+    assert torch.equal(pi.act(1, x, m1), pi.act(1, x, m2))  # reads nothing of the flow it plays

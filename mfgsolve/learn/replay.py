@@ -1,20 +1,83 @@
-r"""Experience replay for finite-horizon best responses against frozen flows.
+r"""Experience replay: one ring buffer of named fields, and the transitions of a best response against frozen flows.
 
-A transition is :math:`(t, x, a, r, x', \text{done}, b, f, k)`: time, state, action, reward (with the terminal
-reward folded into the last step), next state, end-of-horizon flag, exploration bonus, the index ``f`` of the
-frozen flow it was played against and the number ``k`` of steps it spans (``k > 1`` for n-step returns: ``r`` and
-``b`` are then discounted sums over the ``k`` steps and ``x'`` is the state at ``t + k``). The flow is frozen, so :math:`m_t` and :math:`m_{t+1}` are looked up from
-``(f, t)`` rather than stored per transition; ``f`` keeps transitions from earlier flows meaningful when replay is
-kept across warm-started best responses.
+:class:`RingBuffer` keeps the last ``capacity`` rows of any set of named tensor fields and samples rows uniformly
+with replacement; every learner's replay is one (MF-Q stores action indices, MADDPG joint transitions of all N
+agents, each with its own fields).
+
+:class:`ReplayBuffer` is the ring buffer of the DDPG oracle's transitions :math:`(t, x, a, r, x', \text{done}, b, f,
+k)`: time, state, action, reward (with the terminal reward folded into the last step), next state,
+end-of-horizon flag, exploration bonus, the index ``f`` of the frozen flow it was played against and the number
+``k`` of steps it spans (``k > 1`` for n-step returns: ``r`` and ``b`` are then discounted sums over the ``k``
+steps and ``x'`` is the state at ``t + k``). The flow is frozen, so :math:`m_t` and :math:`m_{t+1}` are looked up
+from ``(f, t)`` rather than stored per transition; ``f`` keeps transitions from earlier flows meaningful when
+replay is kept across warm-started best responses.
+
+>>> buf = RingBuffer(3, {"x": ((2,), torch.float32), "j": ((), torch.int64)})
+>>> buf.add({"x": torch.ones(4, 2), "j": torch.arange(4)})
+>>> len(buf), buf.stored("j").tolist()
+(3, [3, 1, 2])
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import torch
 
-__all__ = ["ReplayBuffer", "ReplaySample"]
+__all__ = ["RingBuffer", "ReplayBuffer", "ReplaySample"]
+
+
+class RingBuffer:
+    """A ring buffer of rows of named fields in preallocated tensors.
+
+    Parameters
+    ----------
+    capacity : int
+        Number of rows kept; the oldest are overwritten.
+    fields : mapping
+        ``name -> (shape, dtype)``: each row of field ``name`` is a tensor of that shape and dtype.
+    """
+
+    def __init__(self, capacity: int, fields: Mapping[str, tuple[tuple[int, ...], torch.dtype]]) -> None:
+        if capacity < 1:
+            raise ValueError("replay capacity must be positive")
+        self.capacity = capacity
+        self._data = {name: torch.zeros(capacity, *shape, dtype=dtype) for name, (shape, dtype) in fields.items()}
+        self.ptr = 0
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, batch: Mapping[str, torch.Tensor]) -> None:
+        """Append the rows of ``batch`` (a tensor per field, same first dimension), wrapping around when full."""
+        k = next(iter(batch.values())).shape[0]
+        idx = (self.ptr + torch.arange(k)) % self.capacity
+        for name, v in batch.items():
+            self._data[name][idx] = v.to(self._data[name].dtype)
+        self.ptr = (self.ptr + k) % self.capacity
+        self.size = min(self.size + k, self.capacity)
+
+    def sample_rows(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """``batch_size`` rows drawn uniformly with replacement (one ``randint`` draw from ``generator``)."""
+        idx = torch.randint(self.size, (batch_size,), generator=generator)
+        return {name: v[idx] for name, v in self._data.items()}
+
+    def stored(self, name: str) -> torch.Tensor:
+        """The stored rows of field ``name`` (a view, in storage order)."""
+        return self._data[name][: self.size]
+
+    def state_dict(self) -> dict[str, object]:
+        return {"ptr": self.ptr, "size": self.size, **{k: v[: self.size].clone() for k, v in self._data.items()}}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        size = int(state["size"])  # type: ignore[arg-type]
+        if size > self.capacity:
+            raise ValueError(f"replay state holds {size} transitions, more than the capacity {self.capacity}")
+        for k in self._data:
+            self._data[k][:size] = state[k]  # type: ignore[index]
+        self.ptr, self.size = int(state["ptr"]), size  # type: ignore[arg-type]
 
 
 class ReplaySample(NamedTuple):
@@ -31,11 +94,8 @@ class ReplaySample(NamedTuple):
     k: torch.Tensor  # (B,) int64 steps spanned (x_next is the state at t + k)
 
 
-_FIELDS = ReplaySample._fields
-
-
-class ReplayBuffer:
-    """A ring buffer of transitions in preallocated tensors.
+class ReplayBuffer(RingBuffer):
+    """The ring buffer of best-response transitions (module docstring), added and sampled as :class:`ReplaySample`.
 
     Parameters
     ----------
@@ -46,51 +106,21 @@ class ReplayBuffer:
     """
 
     def __init__(self, capacity: int, n: int, p: int, dtype: torch.dtype = torch.float32) -> None:
-        if capacity < 1:
-            raise ValueError("replay capacity must be positive")
-        self.capacity, self.n, self.p = capacity, n, p
-        self._data: dict[str, torch.Tensor] = {
-            "t": torch.zeros(capacity, dtype=torch.int64),
-            "x": torch.zeros(capacity, n, dtype=dtype),
-            "a": torch.zeros(capacity, p, dtype=dtype),
-            "r": torch.zeros(capacity, dtype=dtype),
-            "x_next": torch.zeros(capacity, n, dtype=dtype),
-            "done": torch.zeros(capacity, dtype=dtype),
-            "bonus": torch.zeros(capacity, dtype=dtype),
-            "flow": torch.zeros(capacity, dtype=torch.int64),
-            "k": torch.ones(capacity, dtype=torch.int64),
-        }
-        self.ptr = 0
-        self.size = 0
+        super().__init__(capacity, {
+            "t": ((), torch.int64), "x": ((n,), dtype), "a": ((p,), dtype), "r": ((), dtype),
+            "x_next": ((n,), dtype), "done": ((), dtype), "bonus": ((), dtype), "flow": ((), torch.int64),
+            "k": ((), torch.int64),
+        })
+        self.n, self.p = n, p
 
-    def __len__(self) -> int:
-        return self.size
-
-    def add(self, batch: ReplaySample) -> None:
+    def add(self, batch: ReplaySample | Mapping[str, torch.Tensor]) -> None:  # type: ignore[override]
         """Append a batch of transitions (wrapping around when full)."""
-        k = batch.x.shape[0]
-        idx = (self.ptr + torch.arange(k)) % self.capacity
-        for name in _FIELDS:
-            self._data[name][idx] = getattr(batch, name).to(self._data[name].dtype)
-        self.ptr = (self.ptr + k) % self.capacity
-        self.size = min(self.size + k, self.capacity)
+        super().add(batch._asdict() if isinstance(batch, ReplaySample) else batch)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> ReplaySample:
         """``batch_size`` transitions drawn uniformly with replacement."""
-        idx = torch.randint(self.size, (batch_size,), generator=generator)
-        return ReplaySample(*(self._data[name][idx] for name in _FIELDS))
+        return ReplaySample(**self.sample_rows(batch_size, generator))
 
     def flows(self) -> set[int]:
         """Indices of the flows still referenced by stored transitions."""
-        return set(self._data["flow"][: self.size].unique().tolist())
-
-    def state_dict(self) -> dict[str, object]:
-        return {"ptr": self.ptr, "size": self.size, **{k: v[: self.size].clone() for k, v in self._data.items()}}
-
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        size = int(state["size"])  # type: ignore[arg-type]
-        if size > self.capacity:
-            raise ValueError(f"replay state holds {size} transitions, more than the capacity {self.capacity}")
-        for k in _FIELDS:
-            self._data[k][:size] = state[k]  # type: ignore[index]
-        self.ptr, self.size = int(state["ptr"]), size  # type: ignore[arg-type]
+        return set(self.stored("flow").unique().tolist())

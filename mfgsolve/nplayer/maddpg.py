@@ -27,20 +27,22 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mfgsolve.flows import Flow
+from mfgsolve.learn.actions import ActionMap
+from mfgsolve.learn.budget import Budget
 from mfgsolve.learn.exploration import GaussianNoise
 from mfgsolve.learn.networks import TIME_FEATURES, init_parameters, mlp, polyak_update, time_features
+from mfgsolve.learn.replay import RingBuffer
+from mfgsolve.learn.scaling import reward_scale
+from mfgsolve.learn.seeding import named_generators
 from mfgsolve.nplayer.game import NPlayerGame
-from mfgsolve.oracles.mfrl import _Actions
 from mfgsolve.policies import Policy
 from mfgsolve.problem import Problem
 
@@ -101,7 +103,7 @@ class MADDPGCritic(nn.Module):
 class LocalPolicy(Policy):
     r"""The decentralised MADDPG actor as a policy :math:`\pi(t, x)` (it reads nothing of ``m``)."""
 
-    def __init__(self, actor: nn.Module, loc: torch.Tensor, scale: torch.Tensor, T: int, actions: _Actions) -> None:
+    def __init__(self, actor: nn.Module, loc: torch.Tensor, scale: torch.Tensor, T: int, actions: ActionMap) -> None:
         self.actor, self.loc, self.scale, self.T, self.actions = actor, loc, scale, T, actions
 
     def obs(self, t: int | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -134,15 +136,13 @@ class MADDPG:
     def __init__(self, problem: Problem, N: int, config: MADDPGConfig | None = None, **overrides: Any) -> None:
         base = config if config is not None else MADDPGConfig()
         self.cfg = cfg = MADDPGConfig(**{**asdict(base), **overrides}) if overrides else base
-        seeds = np.random.SeedSequence(cfg.seed).spawn(4)
-        self.g = {k: torch.Generator().manual_seed(int(s.generate_state(1, dtype=np.uint64)[0] >> 1))
-                  for k, s in zip(("init", "game", "replay", "noise"), seeds)}
+        self.g = named_generators(cfg.seed, ("init", "game", "replay", "noise"))
         self.problem, self.N, self.T = problem, N, problem.T
         n, p = problem.n, problem.p
         self.d = n + TIME_FEATURES
         x0 = problem.sample_x0(4096, self.g["init"]).to(torch.float64)
         loc, scale = x0.mean(0), x0.std(0).clamp_min(1e-6)
-        self.actions = _Actions(problem, cfg.action_scale)
+        self.actions = ActionMap.of(problem, cfg.action_scale)
         self.actor = mlp([self.d, cfg.hidden, cfg.hidden, p], cfg.activation, final_activation=False)
         self.critic = MADDPGCritic(N, self.d, p, hidden=cfg.hidden, activation=cfg.activation)
         init_parameters(self.actor, self.g["init"], final=self.actor[-1])  # type: ignore[arg-type]
@@ -153,23 +153,14 @@ class MADDPG:
         self.opt_critic = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self._pol = LocalPolicy(self.actor, loc, scale, self.T, self.actions)
         self.noise = GaussianNoise(cfg.noise_sigma)
-        C, N_ = cfg.replay_size, N
-        self.replay = {"t": torch.zeros(C, dtype=torch.int64), "x": torch.zeros(C, N_, n), "u": torch.zeros(C, N_, p),
-                       "r": torch.zeros(C, N_), "x1": torch.zeros(C, N_, n), "done": torch.zeros(C)}
-        self.ptr = self.size = 0
+        f32 = torch.get_default_dtype()
+        #: joint transitions: every agent's state, unit action, reward and next state
+        self.replay = RingBuffer(cfg.replay_size, {"t": ((), torch.int64), "x": ((N, n), f32), "u": ((N, p), f32),
+                                                   "r": ((N,), f32), "x1": ((N, n), f32), "done": ((), f32)})
         self.reward_scale: float | None = None
         self.updates = 0
 
     # ----------------------------------------------------------------------------------------- data
-    def _store(self, t: int, x: torch.Tensor, u: torch.Tensor, r: torch.Tensor, x1: torch.Tensor, done: bool) -> None:
-        k = x.shape[0]
-        idx = (self.ptr + torch.arange(k)) % self.cfg.replay_size
-        for name, v in (("t", torch.full((k,), t)), ("x", x), ("u", u), ("r", r), ("x1", x1),
-                        ("done", torch.full((k,), float(done)))):
-            self.replay[name][idx] = v.to(self.replay[name].dtype)
-        self.ptr = (self.ptr + k) % self.cfg.replay_size
-        self.size = min(self.size + k, self.cfg.replay_size)
-
     def _obs(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Observations ``(B, N, d)`` of states ``(B, N, n)`` at times ``t`` ``(B,)``."""
         B, N, n = x.shape
@@ -189,16 +180,14 @@ class MADDPG:
                 u = u.reshape(G, N, -1)
             x_prev = x.clone()
             x, r, done = game.step(self.actions.to_action(self._pol.unit(u)), self.g["game"])
-            self._store(t, x_prev, u, r, x, done)
+            k = x.shape[0]
+            self.replay.add({"t": torch.full((k,), t), "x": x_prev, "u": u, "r": r, "x1": x,
+                             "done": torch.full((k,), float(done))})
 
     # ----------------------------------------------------------------------------------------- update
-    def _batch(self) -> dict[str, torch.Tensor]:
-        idx = torch.randint(self.size, (self.cfg.batch_size,), generator=self.g["replay"])
-        return {k: v[idx] for k, v in self.replay.items()}
-
     def critic_update(self) -> float:
         """One critic step: target (the target actor plays all N next actions), loss, backward, Adam."""
-        b = self._batch()
+        b = self.replay.sample_rows(self.cfg.batch_size, self.g["replay"])
         B, N = self.cfg.batch_size, self.N
         i = torch.randint(N, (B,), generator=self.g["replay"])
         rows = torch.arange(B)
@@ -234,27 +223,22 @@ class MADDPG:
 
     def train(self) -> dict[str, Any]:
         """Alternate episodes and updates until the budget ends (one update per joint environment step)."""
-        cfg, start = self.cfg, time.perf_counter()
-        while self.size < cfg.batch_size:
+        cfg = self.cfg
+        budget = Budget(cfg.updates, cfg.seconds)
+        while len(self.replay) < cfg.batch_size:
             self.collect_episode()
         if self.reward_scale is None:
-            r = self.replay["r"][: self.size]
-            self.reward_scale = 1.0 / max(self.T * float(r.abs().mean()), 1e-12)
-
-        def over() -> bool:
-            return ((cfg.updates is not None and self.updates >= cfg.updates)
-                    or (cfg.seconds is not None and time.perf_counter() - start >= cfg.seconds))
-
+            self.reward_scale = reward_scale(self.replay.stored("r"), self.T)
         closs = aloss = math.nan
-        while not over():
+        while not budget.over(self.updates):
             self.collect_episode()
             for _ in range(self.T):
                 closs = self.critic_update()
                 aloss = self.actor_update()
                 self.updates += 1
-                if over():
+                if budget.over(self.updates):
                     break
-        return {"updates": self.updates, "seconds": time.perf_counter() - start, "critic_loss": closs,
+        return {"updates": self.updates, "seconds": budget.elapsed(), "critic_loss": closs,
                 "actor_loss": aloss, "N": self.N}
 
     def policy(self) -> LocalPolicy:

@@ -1,10 +1,10 @@
 """Best-response oracles: exact LQ (Riccati), MF-MADDPG (DDPG) and the baselines (DDPG without m, MF-Q, MF-AC)."""
 
-from mfgsolve.oracles.base import BestResponseInfo, Oracle
+from mfgsolve.oracles.base import BestResponseInfo, LearnedOracle, Oracle
 from mfgsolve.oracles.ddpg import DDPGConfig, DDPGOracle, DDPGPolicy
 from mfgsolve.oracles.exact import ExactLQOracle
 from mfgsolve.oracles.mfrl import MFACConfig, MFACOracle, MFQConfig, MFQOracle
 from mfgsolve.oracles.nopop import NoPopDDPGOracle
 
-__all__ = ["BestResponseInfo", "Oracle", "ExactLQOracle", "DDPGConfig", "DDPGOracle", "DDPGPolicy",
+__all__ = ["BestResponseInfo", "Oracle", "LearnedOracle", "ExactLQOracle", "DDPGConfig", "DDPGOracle", "DDPGPolicy",
            "NoPopDDPGOracle", "MFQConfig", "MFQOracle", "MFACConfig", "MFACOracle"]

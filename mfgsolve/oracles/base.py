@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from mfgsolve.flows import Flow
 from mfgsolve.policies import Policy
+from mfgsolve.presets import LEARNED
 from mfgsolve.problem import Problem
 
-__all__ = ["Oracle", "BestResponseInfo"]
+__all__ = ["Oracle", "BestResponseInfo", "LearnedOracle"]
+
+_Self = TypeVar("_Self", bound="LearnedOracle")
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,63 @@ class Oracle(Protocol):
     def config(self) -> dict[str, Any]:
         """JSON-serialisable settings (recorded in ``config.json``)."""
         ...
+
+    def for_run(self, *, seed: int, updates: int) -> Oracle:
+        """The oracle a run uses: this one with the run's ``seed`` and budget where it leaves them open.
+
+        A learned oracle whose settings give no seed takes ``seed``, and one that gives no budget (neither updates
+        nor seconds) takes ``updates``; an oracle that gives both, or has neither (exact), is returned as it is.
+        Called once, before the first best response (a learned oracle that has trained refuses to change its
+        seed or budget: ``ValueError``).
+        """
+        ...
+
+
+class LearnedOracle:
+    """What the learned oracles share: settings (a frozen dataclass ``cfg``) whose seed and budget a run supplies.
+
+    ``cfg.seed`` and ``cfg.updates`` may be ``None``: :meth:`for_run` fills them from the run; an oracle used
+    directly plays seed 0 and :data:`mfgsolve.presets.LEARNED`'s ``br_updates`` (:attr:`settings`). A subclass
+    says whether it holds training state (:attr:`trained`) and takes its config as first constructor argument.
+    """
+
+    cfg: Any
+
+    @property
+    def settings(self) -> Any:
+        """``cfg`` with the defaults of a direct use where it leaves the seed or the budget open."""
+        cfg = self.cfg
+        seed = 0 if cfg.seed is None else cfg.seed
+        updates = LEARNED.br_updates if cfg.updates is None and cfg.seconds is None else cfg.updates
+        if seed == cfg.seed and updates == cfg.updates:
+            return cfg
+        return dataclasses.replace(cfg, seed=seed, updates=updates)
+
+    @property
+    def trained(self) -> bool:
+        """Whether the oracle holds state from training (its seed and budget are then fixed)."""
+        raise NotImplementedError
+
+    def for_run(self: _Self, *, seed: int, updates: int) -> _Self:
+        """See :meth:`Oracle.for_run`: ``self`` when seed and budget are set, else a new oracle of this class.
+
+        Examples
+        --------
+        >>> from mfgsolve.oracles import DDPGOracle
+        >>> oracle = DDPGOracle(seconds=30.0)
+        >>> run = oracle.for_run(seed=7, updates=1700)
+        >>> run.cfg.seed, run.cfg.updates, run.cfg.seconds
+        (7, None, 30.0)
+        >>> run.for_run(seed=8, updates=10) is run
+        True
+        """
+        cfg = self.cfg
+        budget = cfg.updates is not None or cfg.seconds is not None
+        if cfg.seed is not None and budget:
+            return self
+        if self.trained:
+            raise ValueError(f"{type(self).__name__}.for_run: the oracle has trained already; give it a seed and a "
+                             "budget before its first best response")
+        new = dataclasses.replace(cfg, seed=seed if cfg.seed is None else cfg.seed,
+                                  updates=cfg.updates if budget else updates)
+        return type(self)(new)  # type: ignore[call-arg]

@@ -36,6 +36,15 @@ scaled so that a whole episode's return is of order one. Exploration: 0.3 of the
 1.0 action unit for unbounded ones (:meth:`DDPGConfig.exploration_sigma`, measured by
 ``bench/exploration_scale.py``).
 
+The module reads top-down: :class:`DDPGConfig` (settings), the policies (:class:`DDPGPolicy`, its Markov
+binding :class:`MarkovDDPGPolicy` and the population-blind :class:`NoPopPolicy`), the learner state
+:class:`DDPGLearner` (networks, targets, optimisers, replay, noise, generators, scales, flow contexts), the
+training loop :func:`train` (the state, the problem and the frozen flow: in the order of CleanRL's
+``ddpg_continuous_action.py``) and the oracle :class:`DDPGOracle`, which only builds or warm-starts the state and
+calls the loop. Population-blind DDPG (``ddpg-nopop``, :mod:`mfgsolve.oracles.nopop`) is the setting
+``population_input=False``. Action map, generators, budget, replay and scales are the shared parts of
+:mod:`mfgsolve.learn`.
+
 References
 ----------
 .. [1] Lillicrap et al. (2015), "Continuous control with deep reinforcement learning".
@@ -48,28 +57,33 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from mfgsolve.learn.encoders import ENCODERS, PopulationEncoder, flow_moments, make_encoder
 from mfgsolve.errors import SpecError
 from mfgsolve.evaluation import rollout_costs
-from mfgsolve.learn.exploration import NOISES, Exploration, make_exploration
 from mfgsolve.flows import Flow
+from mfgsolve.learn.actions import ActionMap
+from mfgsolve.learn.budget import Budget
+from mfgsolve.learn.encoders import ENCODERS, PopulationEncoder, flow_moments, make_encoder
+from mfgsolve.learn.exploration import NOISES, Exploration, make_exploration
 from mfgsolve.learn.networks import ACTIVATIONS, Actor, Critic, init_parameters, polyak_update, time_features
-from mfgsolve.oracles.base import BestResponseInfo
+from mfgsolve.learn.replay import ReplayBuffer, ReplaySample
+from mfgsolve.learn.scaling import flow_standardisation, reward_scale
+from mfgsolve.learn.seeding import named_generators
+from mfgsolve.oracles.base import BestResponseInfo, LearnedOracle
 from mfgsolve.policies import Policy
 from mfgsolve.problem import Problem
-from mfgsolve.learn.replay import ReplayBuffer, ReplaySample
 
-__all__ = ["DDPGConfig", "DDPGOracle", "DDPGPolicy", "MarkovDDPGPolicy"]
+__all__ = ["DDPGConfig", "DDPGOracle", "DDPGPolicy", "MarkovDDPGPolicy", "NoPopPolicy", "DDPGLearner",
+           "FlowContext", "flow_context", "train", "GENERATORS"]
 
-_GENERATORS = ("init", "rollout", "replay", "noise", "eval")
+#: The oracle's random streams (:func:`mfgsolve.learn.seeding.named_generators`, in this order).
+GENERATORS = ("init", "rollout", "replay", "noise", "eval")
 
 #: Values of :attr:`DDPGConfig.step_onehot`: which networks read the time step as a one-hot.
 STEP_ONEHOT = ("off", "critic", "all")
@@ -79,10 +93,13 @@ STEP_ONEHOT = ("off", "critic", "all")
 class DDPGConfig:
     """Settings of the DDPG best-response oracle (every field is validated on construction)."""
 
-    seed: int = 0
-    """Seed of every generator of the oracle (network init, rollouts, replay sampling, noise, evaluation)."""
-    updates: int | None = 20_000
-    """Gradient updates per best response; with ``seconds`` set too, the budget ends at whichever comes first."""
+    seed: int | None = None
+    """Seed of every generator of the oracle (network init, rollouts, replay sampling, noise, evaluation);
+    ``None``: the run's seed (:meth:`DDPGOracle.for_run`), 0 when the oracle is used on its own."""
+    updates: int | None = None
+    """Gradient updates per best response; with ``seconds`` set too, the budget ends at whichever comes first.
+    With neither: the run's budget (:meth:`DDPGOracle.for_run`), ``mfgsolve.presets.LEARNED.br_updates`` when the
+    oracle is used on its own."""
     seconds: float | None = None
     """Wall-clock seconds per best response (``None``: no time limit)."""
     n_agents: int = 256
@@ -136,6 +153,10 @@ class DDPGConfig:
     """Rewards are multiplied by this in the critic's targets; ``None``: 1 / (T * mean |r|) of the warmup."""
     encoder: str = "moments"
     """Population encoder: moments, histogram, deepsets or attention."""
+    population_input: bool = True
+    """Actor and critics read the flow they play against (MF-MADDPG). ``False``: population-blind DDPG
+    (``ddpg-nopop``): their population inputs stay those of the first flow the networks were built on, so the
+    policy is a function of ``(t, x)`` only (:class:`NoPopPolicy`)."""
     hist_bins: int = 16
     """Histogram bins per coordinate (histogram encoder)."""
     particles: int = 32
@@ -185,12 +206,11 @@ class DDPGConfig:
             if not ok:
                 raise SpecError(field, f"{what}, got {getattr(self, field)!r}")
 
-        need(isinstance(self.seed, int) and self.seed >= 0, "seed", "must be a non-negative integer")
+        need(self.seed is None or (isinstance(self.seed, int) and self.seed >= 0), "seed",
+             "must be a non-negative integer or None")
         need(self.updates is None or self.updates >= 1, "updates", "must be a positive integer or None")
         need(self.seconds is None or (self.seconds > 0 and math.isfinite(self.seconds)), "seconds",
              "must be a positive number or None")
-        if self.updates is None and self.seconds is None:
-            raise SpecError("updates", "a budget is needed: set updates, seconds or both")
         for name in ("n_agents", "batch_size", "replay_size", "updates_per_step", "warmup_episodes", "hidden",
                      "encoder_dim", "hist_bins", "particles", "attention_heads", "policy_delay", "eval_every", "n_step"):
             need(getattr(self, name) >= 1, name, "must be a positive integer")
@@ -256,31 +276,10 @@ def _standardise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, t: torc
     return torch.cat([s, time_features(t, T, x.shape[0])], dim=1)
 
 
-class _ActionMap:
-    """Unit actions (``[-1, 1]`` or unbounded) to problem actions and back."""
-
-    def __init__(self, low: torch.Tensor | None, high: torch.Tensor | None, scale: float) -> None:
-        self.bounded = low is not None and high is not None
-        if self.bounded:
-            self.center = (0.5 * (low + high)).to(torch.float64)  # type: ignore[operator]
-            self.half = (0.5 * (high - low)).to(torch.float64)  # type: ignore[operator]
-        else:
-            self.center = torch.zeros(())
-            self.half = torch.tensor(float(scale), dtype=torch.float64)
-
-    def to_action(self, u: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        return (self.center.to(dtype) + self.half.to(dtype) * u.to(dtype))
-
-    def to_unit(self, a: torch.Tensor) -> torch.Tensor:
-        return ((a - self.center.to(a)) / self.half.to(a)).to(torch.float32)
-
-    def clip(self, u: torch.Tensor) -> torch.Tensor:
-        return u.clamp(-1.0, 1.0) if self.bounded else u
-
-
+# ================================================================================================ policies
 @dataclass
-class _FlowContext:
-    """What the trainer reads of one frozen flow: standardisation per ``t`` and encoder descriptions."""
+class FlowContext:
+    """What the networks read of one frozen flow: standardisation per ``t`` and encoder descriptions."""
 
     mean: torch.Tensor  # (T+1, n) float64
     std: torch.Tensor  # (T+1, n) float64, floored
@@ -290,12 +289,12 @@ class _FlowContext:
         return {"mean": self.mean, "std": self.std, "raw": self.raw}
 
 
-def _flow_context(m: Flow, T: int, encoder: PopulationEncoder, std_floor: torch.Tensor) -> _FlowContext:
+def flow_context(m: Flow, T: int, encoder: PopulationEncoder, std_floor: torch.Tensor) -> FlowContext:
     """What an actor reads of the flow ``m`` at every ``t``: its moments (floored standard deviations) and ``raw``."""
     mom = [flow_moments(m, t) for t in range(T + 1)]
     mean = torch.stack([mu for mu, _ in mom])
     std = torch.stack([torch.diagonal(c).clamp_min(0).sqrt() for _, c in mom])
-    return _FlowContext(mean=mean, std=torch.maximum(std, std_floor), raw=encoder.raw_flow(m))
+    return FlowContext(mean=mean, std=torch.maximum(std, std_floor), raw=encoder.raw_flow(m))
 
 
 #: Rows per actor call when a policy acts on a population: a large population goes through in blocks whose
@@ -322,11 +321,11 @@ class DDPGPolicy(Policy):
         Horizon (the time input is ``t / T``).
     std_floor : torch.Tensor
         Lower bound ``(n,)`` of the per-coordinate standard deviation used to standardise states.
-    actions : _ActionMap
+    actions : ActionMap
         Unit to problem actions.
     """
 
-    def __init__(self, actor: Actor, *, T: int, std_floor: torch.Tensor, actions: _ActionMap) -> None:
+    def __init__(self, actor: Actor, *, T: int, std_floor: torch.Tensor, actions: ActionMap) -> None:
         self.actor = actor
         self.T = T
         self.std_floor = std_floor
@@ -343,15 +342,15 @@ class DDPGPolicy(Policy):
 
     def bind(self, m: Flow) -> MarkovDDPGPolicy:
         """The actor with its population inputs read once from ``m`` (see :meth:`Policy.bind`)."""
-        context = _flow_context(m, self.T, self.actor.encoder, self.std_floor)  # type: ignore[arg-type]
+        context = flow_context(m, self.T, self.actor.encoder, self.std_floor)  # type: ignore[arg-type]
         return MarkovDDPGPolicy(self.actor, T=self.T, std_floor=self.std_floor, actions=self.actions, context=context)
 
 
 class MarkovDDPGPolicy(DDPGPolicy):
     r"""The actor as :math:`\pi(t, x)`: its population inputs are the frozen ``context``, whatever ``m`` is."""
 
-    def __init__(self, actor: Actor, *, T: int, std_floor: torch.Tensor, actions: _ActionMap,
-                 context: _FlowContext) -> None:
+    def __init__(self, actor: Actor, *, T: int, std_floor: torch.Tensor, actions: ActionMap,
+                 context: FlowContext) -> None:
         super().__init__(actor, T=T, std_floor=std_floor, actions=actions)
         self.context = context
 
@@ -363,6 +362,175 @@ class MarkovDDPGPolicy(DDPGPolicy):
         return self
 
 
+class NoPopPolicy(MarkovDDPGPolicy):
+    r"""The population-blind actor :math:`\pi(t, x)` (``population_input=False``): its population inputs are those
+    of the first flow its networks were built on (``context``), whatever flow it plays."""
+
+
+# ================================================================================================ learner state
+@dataclass
+class DDPGLearner:
+    """Everything a DDPG best response trains and carries to the next one (state only; :func:`train` runs it).
+
+    Built on a problem and the first flow of a response (:meth:`build`); the oracle keeps it across warm-started
+    responses and writes it to checkpoints (:meth:`state_dict`, plain tensors and numbers).
+    """
+
+    nets: dict[str, torch.nn.Module]
+    """``actor``, ``critic0`` (``critic1`` with twin critics) and a ``target_`` copy of each."""
+    optimisers: dict[str, torch.optim.Optimizer]
+    """``actor`` and ``critic`` (all critics') Adam optimisers."""
+    replay: ReplayBuffer
+    """Transitions of this response (and of earlier ones with ``keep_replay``)."""
+    noise: Exploration
+    """Exploration, made with the networks (its scale depends on the action bounds)."""
+    generators: dict[str, torch.Generator]
+    """The oracle's random streams (:data:`GENERATORS`), shared with every learner it builds."""
+    dims: tuple[int, int, int]
+    """``(n, p, T)`` of the problem the networks were built for."""
+    bounds: tuple[torch.Tensor | None, torch.Tensor | None]
+    """The problem's action bounds (``None``: unbounded)."""
+    actions: ActionMap
+    """Unit to problem actions."""
+    std_floor: torch.Tensor
+    """Floor ``(n,)`` of the standard deviations that standardise states: a tenth of the first flow's scale."""
+    population_input: bool
+    """Whether the networks read each flow (``False``: the first flow's context for every flow)."""
+    reward_scale: float | None
+    """Scale of rewards in the critic targets (``None`` until the first warmup measures it)."""
+    contexts: dict[int, FlowContext] = field(default_factory=dict)
+    """The context of each flow that stored transitions refer to, by flow index."""
+    next_flow: int = 0
+    """Index of the next flow trained against."""
+    frozen: FlowContext | None = None
+    """Population-blind learners: the context of the first flow, read for every flow."""
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def build(cls, cfg: DDPGConfig, problem: Problem, m: Flow, generators: dict[str, torch.Generator]) -> DDPGLearner:
+        """Fresh networks, optimisers and replay; the state standardisation is fixed from ``m``."""
+        loc, scale = flow_standardisation(m, problem.T)
+        return cls.create(cfg, (problem.n, problem.p, problem.T), loc, scale,
+                          (problem.action_low, problem.action_high), generators, reward_scale=cfg.reward_scale)
+
+    @classmethod
+    def create(cls, cfg: DDPGConfig, dims: tuple[int, int, int], loc: torch.Tensor, scale: torch.Tensor,
+               bounds: tuple[torch.Tensor | None, torch.Tensor | None], generators: dict[str, torch.Generator],
+               reward_scale: float | None) -> DDPGLearner:
+        """Networks (initialised from ``generators["init"]``) for states standardised by ``loc`` and ``scale``."""
+        n, p, T = dims
+        g = generators["init"]
+        bounded = bounds[0] is not None and bounds[1] is not None
+        template = make_encoder(cfg.encoder, n, loc=loc, scale=scale, out_dim=cfg.encoder_dim, hidden=cfg.hidden,
+                                activation=cfg.activation, bins=cfg.hist_bins, particles=cfg.particles,
+                                heads=cfg.attention_heads, generator=g)
+        # base points drawn once: actor and critics read identical descriptions
+        actor = Actor(n, p, copy.deepcopy(template), hidden=cfg.hidden, activation=cfg.activation, bounded=bounded,
+                      skip=cfg.actor_skip, steps=T if cfg.step_onehot == "all" else None)
+        init_parameters(actor, g, final=actor.head[-1])  # type: ignore[arg-type]
+        if actor.skip is not None:  # start from (nearly) zero actions: a random linear feedback can destabilise
+            torch.nn.init.zeros_(actor.skip.weight)
+        nets: dict[str, torch.nn.Module] = {"actor": actor}
+        for j in range(2 if cfg.twin else 1):
+            critic = Critic(n, p, copy.deepcopy(template), hidden=cfg.hidden, activation=cfg.activation,
+                            bilinear=cfg.critic_bilinear, split=cfg.critic_split,
+                            steps=T if cfg.step_onehot != "off" else None)
+            init_parameters(critic, g, final=critic.head[-1])  # type: ignore[arg-type]
+            if critic.value is not None:
+                init_parameters(critic.value, g, final=critic.value[-1])  # type: ignore[arg-type]
+            nets[f"critic{j}"] = critic
+        for name in list(nets):
+            nets[f"target_{name}"] = copy.deepcopy(nets[name]).requires_grad_(False)
+        critic_params = [prm for k, v in nets.items() if k.startswith("critic") for prm in v.parameters()]
+        return cls(
+            nets=nets,
+            optimisers={"actor": torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr, fused=True),
+                        "critic": torch.optim.Adam(critic_params, lr=cfg.critic_lr, fused=True)},
+            replay=ReplayBuffer(cfg.replay_size, n, p),
+            noise=make_exploration(cfg.noise, sigma=cfg.exploration_sigma(bounded), ou_theta=cfg.ou_theta,
+                                   param_initial=cfg.param_noise_initial, population_beta=cfg.population_beta),
+            generators=generators,
+            dims=(n, p, T),
+            bounds=bounds,
+            actions=ActionMap(bounds[0], bounds[1], cfg.action_scale),
+            std_floor=(0.1 * scale).to(torch.float64),
+            population_input=cfg.population_input,
+            reward_scale=reward_scale,
+        )
+
+    def add_flow(self, m: Flow, *, keep_replay: bool, replay_size: int) -> int:
+        """Register the frozen flow of a new response and return its index; a fresh replay unless ``keep_replay``
+        (then only the contexts of flows that stored transitions refer to are kept)."""
+        if keep_replay:
+            live = self.replay.flows()
+            self.contexts = {k: v for k, v in self.contexts.items() if k in live}
+        else:
+            self.replay = ReplayBuffer(replay_size, self.dims[0], self.dims[1])
+            self.contexts = {}
+        flow_id = self.next_flow
+        self.next_flow += 1
+        if self.population_input:
+            self.contexts[flow_id] = flow_context(m, self.dims[2], self.nets["actor"].encoder,  # type: ignore[arg-type]
+                                                  self.std_floor)
+        else:
+            if self.frozen is None:  # the first flow these networks see
+                self.frozen = flow_context(m, self.dims[2], self.nets["actor"].encoder,  # type: ignore[arg-type]
+                                           self.std_floor)
+            self.contexts[flow_id] = self.frozen
+        return flow_id
+
+    def policy(self, name: str = "actor", *, frozen: bool = True) -> DDPGPolicy:
+        """The network ``name`` (``actor`` or ``target_actor``) as a policy: a frozen copy, or the live network
+        (``frozen=False``, for evaluations during training). Population-blind learners give a :class:`NoPopPolicy`."""
+        actor = self.nets[name]
+        std_floor = self.std_floor
+        if frozen:
+            actor = copy.deepcopy(actor).eval().requires_grad_(False)
+            std_floor = std_floor.clone()
+        if self.population_input:
+            return DDPGPolicy(actor, T=self.dims[2], std_floor=std_floor, actions=self.actions)  # type: ignore[arg-type]
+        assert self.frozen is not None
+        return NoPopPolicy(actor, T=self.dims[2], std_floor=std_floor, actions=self.actions,  # type: ignore[arg-type]
+                           context=self.frozen)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and plain Python only (a checkpoint loads them as data: :mod:`mfgsolve.checkpoint`)."""
+        enc = self.nets["actor"].encoder
+        return dict(
+            dims=list(self.dims),
+            low=self.bounds[0], high=self.bounds[1],
+            loc=enc.loc.clone(), scale=enc.scale.clone(),  # type: ignore[union-attr]
+            reward_scale=self.reward_scale,
+            networks={k: v.state_dict() for k, v in self.nets.items()},
+            optimisers={k: v.state_dict() for k, v in self.optimisers.items()},
+            replay=self.replay.state_dict(),
+            exploration=self.noise.state_dict(),
+            contexts={int(k): v.state_dict() for k, v in self.contexts.items()},
+            next_flow=self.next_flow,
+            frozen_context=None if self.frozen is None else self.frozen.state_dict(),
+        )
+
+    @classmethod
+    def from_state_dict(cls, cfg: DDPGConfig, state: dict[str, Any], generators: dict[str, torch.Generator]) -> DDPGLearner:
+        """The learner of :meth:`state_dict` (``cfg``: the settings it was saved with)."""
+        dims = tuple(int(v) for v in state["dims"])
+        learner = cls.create(cfg, dims, state["loc"].double(), state["scale"].double(),  # type: ignore[arg-type]
+                             (state["low"], state["high"]), generators, reward_scale=state["reward_scale"])
+        learner.noise.load_state_dict(state["exploration"])
+        for k, v in state["networks"].items():
+            learner.nets[k].load_state_dict(v)
+        for k, v in state["optimisers"].items():
+            learner.optimisers[k].load_state_dict(v)
+        learner.replay.load_state_dict(state["replay"])
+        learner.contexts = {int(k): FlowContext(**v) for k, v in state["contexts"].items()}
+        learner.next_flow = int(state["next_flow"])
+        frozen = state.get("frozen_context")
+        learner.frozen = None if frozen is None else FlowContext(**frozen)
+        return learner
+
+
+# ================================================================================================ training
 def _check_finite(value: torch.Tensor, what: str, update: int, call: int) -> None:
     if not torch.isfinite(value).all():
         raise FloatingPointError(
@@ -372,8 +540,247 @@ def _check_finite(value: torch.Tensor, what: str, update: int, call: int) -> Non
         )
 
 
-class DDPGOracle:
-    """The MF-MADDPG best-response oracle (``--oracle ddpg``).
+class _Contexts:
+    """The contexts of a response's flows stacked for batched look-ups by ``(flow index, t)``."""
+
+    def __init__(self, contexts: dict[int, FlowContext], T: int) -> None:
+        ids = sorted(contexts)
+        self.T = T
+        self.lut = torch.full((max(ids) + 1,), -1, dtype=torch.int64)
+        self.lut[torch.tensor(ids)] = torch.arange(len(ids))
+        ctx = [contexts[i] for i in ids]
+        self.mean = torch.stack([c.mean for c in ctx])  # (F, T+1, n)
+        self.std = torch.stack([c.std for c in ctx])
+        raw = torch.stack([c.raw for c in ctx])  # (F, T+1, ...)
+        self.raw = raw.reshape(-1, *raw.shape[2:])  # row f * (T+1) + t: the encoders read each once per batch
+
+    def inputs(self, x: torch.Tensor, pos: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Network inputs of states ``x`` of flows at positions ``pos`` at times ``t``: ``(s, raw, row)``."""
+        s = _standardise(x.double(), self.mean[pos, t], self.std[pos, t], t, self.T)
+        return s, self.raw, pos * (self.T + 1) + t
+
+
+class _Agents:
+    """The batch of representative agents playing the frozen flow, with the n-step window of pending transitions."""
+
+    def __init__(self, learner: DDPGLearner, cfg: DDPGConfig, problem: Problem, m: Flow, table: _Contexts,
+                 flow_id: int, call: int) -> None:
+        self.learner, self.cfg, self.problem, self.m, self.flow_id, self.call = learner, cfg, problem, m, flow_id, call
+        self.T = problem.T
+        self.pos = int(table.lut[flow_id])
+        self.mean, self.std = table.mean[self.pos], table.std[self.pos]
+        self.raw = table.raw[self.pos * (self.T + 1): (self.pos + 1) * (self.T + 1)]
+        self.steps = 0
+
+    def reset(self) -> None:
+        g = self.learner.generators
+        self.x = self.problem.sample_x0(self.cfg.n_agents, g["rollout"]).to(torch.float64)
+        self.t = 0
+        self.window: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.learner.noise.reset(self.cfg.n_agents, self.problem.p, self.learner.nets["actor"], g["noise"])
+
+    def step(self, noise_scale: float) -> bool:
+        """Act with exploration, step the environment, store what is complete; ``True`` at the horizon's end."""
+        cfg, pb, t, lr = self.cfg, self.problem, self.t, self.learner
+        actor = lr.nets["actor"]
+        s = _standardise(self.x, self.mean[t], self.std[t], t, self.T)
+        raw = self.raw[t][None]
+        idx = torch.zeros(self.x.shape[0], dtype=torch.int64)
+        with torch.no_grad():
+            u = lr.noise.explore(actor(s, raw, idx), actor_fn=lambda net: net(s, raw, idx), scale=noise_scale,
+                                 generator=lr.generators["noise"])
+        u = lr.actions.clip(u)
+        a = lr.actions.to_action(u, torch.float64)
+        r = pb.reward(t, self.x, a, self.m)
+        x_next = pb.step(t, self.x, a, self.m, lr.generators["rollout"])
+        done = t == self.T - 1
+        if done:
+            r = r + pb.terminal_reward(x_next, self.m)
+        if not (torch.isfinite(r).all() and torch.isfinite(x_next).all()):
+            raise FloatingPointError(
+                f"ddpg: non-finite reward or state at environment step {self.steps} (t={t}) of best response "
+                f"{self.call}: actions out of the problem's range?"
+            )
+        bonus = lr.noise.bonus((x_next - self.mean[t + 1]) / self.std[t + 1])
+        self.window.append((t, self.x, u, r, bonus if bonus is not None else torch.zeros(r.shape[0], dtype=r.dtype)))
+        if done:  # the horizon ends: every pending transition is complete (no bootstrap)
+            while self.window:
+                self._store(x_next, True)
+        elif len(self.window) == cfg.n_step:
+            self._store(x_next, False)
+        self.steps += 1
+        self.x = x_next
+        self.t += 1
+        return done
+
+    def _store(self, x_last: torch.Tensor, done: bool) -> None:
+        """Store the oldest pending transition with its discounted return up to now and ``x_last`` as next state."""
+        t0, x0, u0, _, _ = self.window[0]
+        ret = sum((self.cfg.gamma**j) * w[3] for j, w in enumerate(self.window))
+        bonus = sum((self.cfg.gamma**j) * w[4] for j, w in enumerate(self.window))
+        steps, k = len(self.window), x0.shape[0]
+        self.learner.replay.add(ReplaySample(
+            t=torch.full((k,), t0, dtype=torch.int64), x=x0, a=u0, r=ret, x_next=x_last,  # type: ignore[arg-type]
+            done=torch.full((k,), float(done)), bonus=bonus,  # type: ignore[arg-type]
+            flow=torch.full((k,), self.flow_id, dtype=torch.int64), k=torch.full((k,), steps, dtype=torch.int64),
+        ))
+        self.window.pop(0)
+
+
+def train(learner: DDPGLearner, cfg: DDPGConfig, problem: Problem, m: Flow, flow_id: int, *, budget: Budget,
+          call: int = 1) -> dict[str, Any]:
+    """Train ``learner`` against the frozen flow ``m`` (registered as ``flow_id``) until ``budget`` is spent.
+
+    The loop of CleanRL's ``ddpg_continuous_action.py``: act with noise, step the environment, store; then per
+    update sample a batch, compute the critic target, take the critic step, every ``delay`` updates the actor step
+    and the soft target updates. Every ``eval_every`` updates (and at the end) the actor and the target actor are
+    evaluated on fixed agents; the best is left in ``nets["actor"]`` (``keep_best``). Returns the statistics of
+    the response (``info.extra``); ``call`` numbers the response in error messages and the progress bar.
+    """
+    nets, replay, noise, g, acts = learner.nets, learner.replay, learner.noise, learner.generators, learner.actions
+    T = problem.T
+    table = _Contexts(learner.contexts, T)
+    agents = _Agents(learner, cfg, problem, m, table, flow_id, call)
+    actor, critics = nets["actor"], [nets[f"critic{j}"] for j in range(2 if cfg.twin else 1)]
+    target_critics = [nets[f"target_critic{j}"] for j in range(len(critics))]
+    actor_params = list(actor.parameters())
+    updates, fraction = 0, 0.0
+
+    def anneal(final: float) -> float:
+        return 1.0 - (1.0 - final) * fraction
+
+    def env_step() -> None:
+        if agents.step(anneal(cfg.noise_final)):
+            if len(replay) >= cfg.batch_size:  # parameter noise adapts its scale once an episode
+                b = replay.sample(cfg.batch_size, g["noise"])
+                s, raw, row = table.inputs(b.x, table.lut[b.flow], b.t)
+                noise.adapt(actor, lambda net: net(s, raw, row), anneal(cfg.noise_final))
+            agents.reset()
+
+    # One draw per best response: evaluations within it share their agents (common random numbers).
+    eval_seed = int(torch.randint(2**62, (1,), generator=g["eval"]))
+
+    def evaluate(name: str) -> float:
+        """Mean cost of the deterministic ``name`` (actor or target actor) on this response's fixed agents."""
+        gen = torch.Generator().manual_seed(eval_seed)
+        policy = learner.policy(name, frozen=False)
+        return float(rollout_costs(problem, policy, m, n=cfg.eval_agents, generator=gen).mean())
+
+    best_J, best_state, best_update = math.inf, None, 0
+    evals: list[list[float]] = []
+
+    def checkpoint() -> None:
+        """Evaluate the candidates (actor, and the Polyak-averaged target actor) and keep the best actor."""
+        nonlocal best_J, best_state, best_update
+        for name, net in nets.items():
+            for prm in net.parameters():
+                _check_finite(prm.detach(), f"{name} parameters", updates, call)
+        row: list[float] = [updates, budget.elapsed()]
+        for name in ("actor", "target_actor") if cfg.eval_target else ("actor",):
+            J = evaluate(name)
+            row.append(J)
+            if J < best_J:
+                best_J, best_update = J, updates
+                best_state = copy.deepcopy(nets[name].state_dict())
+        evals.append(row)
+
+    # warmup: episodes of the initial actor (with noise) fill the replay and measure the reward scale
+    agents.reset()
+    while len(replay) < max(cfg.warmup_episodes * cfg.n_agents * T, cfg.batch_size) or agents.steps < cfg.warmup_episodes * T:
+        env_step()
+    if learner.reward_scale is None:
+        learner.reward_scale = reward_scale(replay.stored("r"), T)
+    scale = learner.reward_scale
+
+    by_updates = cfg.updates is not None
+    bar = tqdm(total=cfg.updates if by_updates else cfg.seconds, desc=f"ddpg br {call}",
+               disable=None if cfg.progress is None else not cfg.progress, leave=False,
+               unit="upd" if by_updates else "s")
+    critic_loss, actor_loss = math.nan, math.nan
+    last_eval = -1
+    while not budget.over(updates):
+        # act with exploration noise, step the environment, store the transitions
+        env_step()
+        for _ in range(cfg.updates_per_step):
+            fraction = budget.fraction(updates)
+            for name, lr in (("actor", cfg.actor_lr), ("critic", cfg.critic_lr)):
+                for group in learner.optimisers[name].param_groups:
+                    group["lr"] = lr * anneal(cfg.lr_final)
+            # sample a batch
+            b = replay.sample(cfg.batch_size, g["replay"])
+            pos = table.lut[b.flow]
+            t1 = (b.t + b.k).clamp_max(T)
+            s, raw, row = table.inputs(b.x, pos, b.t)
+            s1, raw1, row1 = table.inputs(b.x_next, pos, t1)
+            weight = 1.0 - fraction if noise.kind == "population" else 0.0
+            r = b.r * scale + (weight / T) * b.bonus
+            # critic target: the target actor's (smoothed) action at the next state, bootstrapped k steps ahead
+            with torch.no_grad():
+                a1 = nets["target_actor"](s1, raw1, row1)
+                if cfg.smoothing > 0:
+                    eps = torch.randn(a1.shape, generator=g["replay"]) * cfg.smoothing
+                    a1 = acts.clip(a1 + eps.clamp(-cfg.target_noise_clip, cfg.target_noise_clip))
+                q1 = torch.stack([c(s1, a1, raw1, row1) for c in target_critics]).min(0).values
+                y = r + cfg.gamma ** b.k.to(r.dtype) * (1.0 - b.done) * q1
+            # critic loss and step
+            loss = sum(F.mse_loss(c(s, b.a, raw, row), y) for c in critics)
+            _check_finite(loss.detach(), "critic loss", updates, call)  # type: ignore[union-attr]
+            opt = learner.optimisers["critic"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[union-attr]
+            if cfg.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_([p for c in critics for p in c.parameters()], cfg.grad_clip)
+            opt.step()
+            critic_loss = float(loss.detach())  # type: ignore[union-attr]
+            # delayed actor step, then the soft target updates
+            if updates % cfg.delay == 0:
+                aloss = -critics[0](s, actor(s, raw, row), raw, row).mean()
+                _check_finite(aloss.detach(), "actor loss", updates, call)
+                aopt = learner.optimisers["actor"]
+                aopt.zero_grad(set_to_none=True)
+                aloss.backward(inputs=actor_params)  # the critic's own gradients are neither needed nor kept
+                if cfg.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(actor.parameters(), cfg.grad_clip)
+                aopt.step()
+                actor_loss = float(aloss.detach())
+                for name in ["actor"] + [f"critic{j}" for j in range(len(critics))]:
+                    polyak_update(nets[name].parameters(), nets[f"target_{name}"].parameters(), cfg.tau)
+            updates += 1
+            if by_updates:
+                bar.update(1)
+            if updates % cfg.eval_every == 0:
+                checkpoint()
+                last_eval = updates
+                bar.set_postfix(J=f"{evals[-1][2]:.4g}")
+            if budget.over(updates):
+                break
+        if not by_updates:
+            bar.n = round(min(budget.elapsed(), cfg.seconds), 1)  # type: ignore[type-var]
+            bar.refresh()
+    bar.close()
+    if last_eval != updates:
+        checkpoint()
+    final_J = evals[-1][2]
+    if cfg.keep_best and best_state is not None:
+        actor.load_state_dict(best_state)
+    return {
+        "updates": updates,
+        "env_steps": agents.steps,
+        "eval_J": best_J if cfg.keep_best else final_J,
+        "final_eval_J": final_J,
+        "best_update": best_update if cfg.keep_best else updates,
+        "critic_loss": critic_loss,
+        "actor_loss": actor_loss,
+        "reward_scale": learner.reward_scale,
+        "eval_seed": eval_seed,
+        "evals": evals,
+    }
+
+
+# ================================================================================================ oracle
+class DDPGOracle(LearnedOracle):
+    """The MF-MADDPG best-response oracle (``--oracle ddpg``): builds or warm-starts a :class:`DDPGLearner` and
+    runs :func:`train` on it.
 
     Parameters
     ----------
@@ -394,452 +801,84 @@ class DDPGOracle:
 
     name = "ddpg"
     settings_type = DDPGConfig  #: the settings ``make_oracle(name, **settings)`` takes
-    #: The training loop of one best response (a subclass may swap it, e.g. ``ddpg-nopop``'s evaluations).
-    _training: type[_Training]
 
     def __init__(self, config: DDPGConfig | None = None, **overrides: Any) -> None:
         base = config if config is not None else DDPGConfig()
         self.cfg = DDPGConfig(**{**asdict(base), **overrides}) if overrides else base
-        seeds = np.random.SeedSequence(self.cfg.seed).spawn(len(_GENERATORS))
-        self.generators = {
-            name: torch.Generator().manual_seed(int(s.generate_state(1, dtype=np.uint64)[0] >> 1))
-            for name, s in zip(_GENERATORS, seeds)
-        }
-        self.exploration: Exploration | None = None  # made with the networks: its scale depends on the action bounds
         self.calls = 0
-        self._nets: dict[str, torch.nn.Module] | None = None
-        self._dims: tuple[int, int, int] | None = None
-        self._bounds: tuple[torch.Tensor | None, torch.Tensor | None] = (None, None)
-        self._std_floor: torch.Tensor | None = None
-        self._reward_scale: float | None = None
-        self._opt: dict[str, torch.optim.Optimizer] = {}
-        self._replay: ReplayBuffer | None = None
-        self._contexts: dict[int, _FlowContext] = {}
-        self._next_flow = 0
+        self.learner: DDPGLearner | None = None
+        self._generators: dict[str, torch.Generator] | None = None  # made at first use, from the resolved seed
+
+    @property
+    def generators(self) -> dict[str, torch.Generator]:
+        """The random streams (:data:`GENERATORS`) of the seed of :attr:`settings`, made at first use."""
+        if self._generators is None:
+            self._generators = named_generators(self.settings.seed, GENERATORS)
+        return self._generators
+
+    @property
+    def exploration(self) -> Exploration | None:
+        """The learner's exploration (``None`` before the networks are built: its scale depends on the bounds)."""
+        return None if self.learner is None else self.learner.noise
+
+    @property
+    def trained(self) -> bool:
+        return self._generators is not None
 
     # ------------------------------------------------------------------ public protocol
 
     def config(self) -> dict[str, Any]:
-        """The settings, without ``progress`` (display only: it changes no result)."""
-        cfg = asdict(self.cfg)
+        """The settings (seed and budget resolved), without ``progress`` (display only: it changes no result)."""
+        cfg = asdict(self.settings)
         cfg.pop("progress")
         return {"name": self.name, **cfg}
 
     def best_response(self, problem: Problem, m: Flow, warm_start: Any | None = None) -> tuple[DDPGPolicy, BestResponseInfo]:
         """Train against the frozen ``m`` for the configured budget; return the (best) actor as a policy."""
-        cfg = self.cfg
+        cfg = self.settings
         start = time.perf_counter()
         self.calls += 1
-        dims = (problem.n, problem.p, problem.T)
-        warm = (
-            cfg.warm_start and isinstance(warm_start, DDPGPolicy) and self._nets is not None and self._dims == dims
-        )
+        learner = self.learner
+        warm = (cfg.warm_start and isinstance(warm_start, DDPGPolicy) and learner is not None
+                and learner.dims == (problem.n, problem.p, problem.T))
         if warm:
-            self._nets["actor"].load_state_dict(warm_start.actor.state_dict())  # type: ignore[union-attr]
+            learner.nets["actor"].load_state_dict(warm_start.actor.state_dict())  # type: ignore[union-attr]
         else:
-            self._build(problem, m)
-        assert self._nets is not None and self._replay is not None
-        if not (warm and cfg.keep_replay):
-            self._replay = ReplayBuffer(cfg.replay_size, problem.n, problem.p)
-            self._contexts = {}
-        else:
-            live = self._replay.flows()
-            self._contexts = {k: v for k, v in self._contexts.items() if k in live}
-        flow_id = self._next_flow
-        self._next_flow += 1
-        self._contexts[flow_id] = self._context(m, problem.T)
-        trainer = self._training(self, problem, m, flow_id, start)
-        stats = trainer.run()
-        policy = self._policy()
+            learner = self.learner = DDPGLearner.build(cfg, problem, m, self.generators)
+        assert learner is not None
+        flow_id = learner.add_flow(m, keep_replay=warm and cfg.keep_replay, replay_size=cfg.replay_size)
+        stats = train(learner, cfg, problem, m, flow_id, budget=Budget(cfg.updates, cfg.seconds, start),
+                      call=self.calls)
+        policy = learner.policy()
         stats["seconds"] = time.perf_counter() - start
         return policy, BestResponseInfo(seconds=stats["seconds"], value=stats["eval_J"], extra=stats)
-
-    # ------------------------------------------------------------------ construction
-
-    def _build(self, problem: Problem, m: Flow) -> None:
-        """Fresh networks, optimisers and replay; the state standardisation is fixed from ``m``."""
-        n, p, T = problem.n, problem.p, problem.T
-        means = torch.stack([flow_moments(m, t)[0] for t in range(T + 1)])
-        var = torch.stack([torch.diagonal(flow_moments(m, t)[1]) for t in range(T + 1)]).clamp_min(0)
-        loc = means.mean(0)
-        scale = (var.mean(0) + means.var(0, unbiased=False)).sqrt()
-        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        self._make_networks(n, p, T, loc, scale, problem.action_low, problem.action_high)
-        self._reward_scale = self.cfg.reward_scale
-
-    def _make_networks(self, n: int, p: int, T: int, loc: torch.Tensor, scale: torch.Tensor,
-                       low: torch.Tensor | None, high: torch.Tensor | None) -> None:
-        cfg = self.cfg
-        g = self.generators["init"]
-        bounded = low is not None and high is not None
-
-        def encoder() -> PopulationEncoder:
-            return make_encoder(cfg.encoder, n, loc=loc, scale=scale, out_dim=cfg.encoder_dim, hidden=cfg.hidden,
-                                activation=cfg.activation, bins=cfg.hist_bins, particles=cfg.particles,
-                                heads=cfg.attention_heads, generator=g)
-
-        template = encoder()  # base points drawn once: actor and critics read identical descriptions
-
-        def fresh_encoder() -> PopulationEncoder:
-            return copy.deepcopy(template)
-
-        actor = Actor(n, p, fresh_encoder(), hidden=cfg.hidden, activation=cfg.activation, bounded=bounded,
-                      skip=cfg.actor_skip, steps=T if cfg.step_onehot == "all" else None)
-        init_parameters(actor, g, final=actor.head[-1])  # type: ignore[arg-type]
-        if actor.skip is not None:  # start from (nearly) zero actions: a random linear feedback can destabilise
-            torch.nn.init.zeros_(actor.skip.weight)
-        nets: dict[str, torch.nn.Module] = {"actor": actor}
-        for j in range(2 if cfg.twin else 1):
-            critic = Critic(n, p, fresh_encoder(), hidden=cfg.hidden, activation=cfg.activation,
-                            bilinear=cfg.critic_bilinear, split=cfg.critic_split,
-                            steps=T if cfg.step_onehot != "off" else None)
-            init_parameters(critic, g, final=critic.head[-1])  # type: ignore[arg-type]
-            if critic.value is not None:
-                init_parameters(critic.value, g, final=critic.value[-1])  # type: ignore[arg-type]
-            nets[f"critic{j}"] = critic
-        for name in list(nets):
-            target = copy.deepcopy(nets[name])
-            for prm in target.parameters():
-                prm.requires_grad_(False)
-            nets[f"target_{name}"] = target
-        self._nets = nets
-        self.exploration = make_exploration(
-            cfg.noise, sigma=cfg.exploration_sigma(bounded), ou_theta=cfg.ou_theta,
-            param_initial=cfg.param_noise_initial, population_beta=cfg.population_beta,
-        )
-        self._dims = (n, p, T)
-        self._bounds = (low, high)
-        self._std_floor = (0.1 * scale).to(torch.float64)
-        critic_params = [prm for k, v in nets.items() if k.startswith("critic") for prm in v.parameters()]
-        self._opt = {
-            "actor": torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr, fused=True),
-            "critic": torch.optim.Adam(critic_params, lr=cfg.critic_lr, fused=True),
-        }
-        self._replay = ReplayBuffer(cfg.replay_size, n, p)
-
-    def _context(self, m: Flow, T: int) -> _FlowContext:
-        assert self._nets is not None and self._std_floor is not None
-        return _flow_context(m, T, self._nets["actor"].encoder, self._std_floor)  # type: ignore[arg-type]
-
-    def _actions(self) -> _ActionMap:
-        return _ActionMap(self._bounds[0], self._bounds[1], self.cfg.action_scale)
-
-    def _policy(self) -> DDPGPolicy:
-        assert self._nets is not None and self._dims is not None and self._std_floor is not None
-        actor = copy.deepcopy(self._nets["actor"]).eval()
-        for prm in actor.parameters():
-            prm.requires_grad_(False)
-        return DDPGPolicy(actor, T=self._dims[2], std_floor=self._std_floor.clone(), actions=self._actions())  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that reproduces the oracle's next best responses exactly: tensors and plain Python only."""
+        gens = self._generators
         out: dict[str, Any] = {
-            "config": asdict(self.cfg),
+            "config": asdict(self.settings),
             "calls": self.calls,
-            "generators": {k: g.get_state() for k, g in self.generators.items()},
-            "built": self._nets is not None,
+            "generators": None if gens is None else {k: g.get_state() for k, g in gens.items()},
+            "built": self.learner is not None,
         }
-        if self._nets is None:
-            return out
-        assert self._replay is not None and self._std_floor is not None and self.exploration is not None
-        enc = self._nets["actor"].encoder  # type: ignore[union-attr]
-        out.update(
-            dims=list(self._dims),  # type: ignore[arg-type]
-            low=self._bounds[0], high=self._bounds[1],
-            loc=enc.loc.clone(), scale=enc.scale.clone(),  # type: ignore[union-attr]
-            reward_scale=self._reward_scale,
-            networks={k: v.state_dict() for k, v in self._nets.items()},
-            optimisers={k: v.state_dict() for k, v in self._opt.items()},
-            replay=self._replay.state_dict(),
-            exploration=self.exploration.state_dict(),
-            contexts={int(k): v.state_dict() for k, v in self._contexts.items()},
-            next_flow=self._next_flow,
-        )
+        if self.learner is not None:
+            out.update(self.learner.state_dict())
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (the configuration must be the one it was saved with)."""
-        if state["config"] != asdict(self.cfg):
+        cfg = self.settings
+        if state["config"] != asdict(cfg):
             raise ValueError("ddpg state was saved with another configuration")
         self.calls = int(state["calls"])
+        self.learner = None
+        if state["generators"] is None:
+            self._generators = None
+            return
         for k, g in self.generators.items():
             g.set_state(state["generators"][k])
-        if not state["built"]:
-            self._nets = None
-            self.exploration = None
-            return
-        n, p, T = (int(v) for v in state["dims"])
-        self._make_networks(n, p, T, state["loc"].double(), state["scale"].double(), state["low"], state["high"])
-        assert self._nets is not None and self._replay is not None and self.exploration is not None
-        self.exploration.load_state_dict(state["exploration"])
-        for k, v in state["networks"].items():
-            self._nets[k].load_state_dict(v)
-        for k, v in state["optimisers"].items():
-            self._opt[k].load_state_dict(v)
-        self._replay.load_state_dict(state["replay"])
-        self._contexts = {int(k): _FlowContext(**v) for k, v in state["contexts"].items()}
-        self._next_flow = int(state["next_flow"])
-        self._reward_scale = state["reward_scale"]
-
-
-class _Training:
-    """One best response: the rollout/update loop of :class:`DDPGOracle` against one frozen flow."""
-
-    def __init__(self, oracle: DDPGOracle, problem: Problem, m: Flow, flow_id: int, start: float) -> None:
-        self.o, self.cfg, self.problem, self.m, self.start = oracle, oracle.cfg, problem, m, start
-        assert oracle._nets is not None and oracle._replay is not None and oracle.exploration is not None
-        self.nets, self.replay, self.noise = oracle._nets, oracle._replay, oracle.exploration
-        self.actions = oracle._actions()
-        self.T = problem.T
-        self.flow_id = flow_id
-        ids = sorted(oracle._contexts)
-        self.lut = torch.full((max(ids) + 1,), -1, dtype=torch.int64)
-        self.lut[torch.tensor(ids)] = torch.arange(len(ids))
-        ctx = [oracle._contexts[i] for i in ids]
-        self.mean = torch.stack([c.mean for c in ctx])  # (F, T+1, n)
-        self.std = torch.stack([c.std for c in ctx])
-        raw = torch.stack([c.raw for c in ctx])  # (F, T+1, ...)
-        self.raw = raw.reshape(-1, *raw.shape[2:])  # row f * (T+1) + t
-        self.cur = int(self.lut[flow_id])
-        self.g = oracle.generators
-        self.actor_params = list(self.nets["actor"].parameters())
-        self.updates = 0
-        self.env_steps = 0
-        self.fraction = 0.0
-
-    # ------------------------------------------------------------------ schedule
-
-    def _progress(self) -> float:
-        cfg = self.cfg
-        f = 0.0
-        if cfg.updates is not None:
-            f = max(f, self.updates / cfg.updates)
-        if cfg.seconds is not None:
-            f = max(f, (time.perf_counter() - self.start) / cfg.seconds)
-        return min(f, 1.0)
-
-    def _anneal(self, final: float) -> float:
-        return 1.0 - (1.0 - final) * self.fraction
-
-    # ------------------------------------------------------------------ environment
-
-    def _rows(self, flow_pos: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Population descriptions for a batch (all of this response's flows, ``F * (T+1)`` rows: the encoders read
-        each once) and the row of each transition."""
-        return self.raw, flow_pos * (self.T + 1) + t
-
-    def _env_reset(self) -> None:
-        self.x = self.problem.sample_x0(self.cfg.n_agents, self.g["rollout"]).to(torch.float64)
-        self.t = 0
-        self.window: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        self.noise.reset(self.cfg.n_agents, self.problem.p, self.nets["actor"], self.g["noise"])
-
-    def _env_step(self) -> None:
-        cfg, pb, t = self.cfg, self.problem, self.t
-        actor = self.nets["actor"]
-        s = _standardise(self.x, self.mean[self.cur, t], self.std[self.cur, t], t, self.T)
-        raw = self.raw[self.cur * (self.T + 1) + t][None]
-        idx = torch.zeros(self.x.shape[0], dtype=torch.int64)
-        with torch.no_grad():
-            u_det = actor(s, raw, idx)
-            u = self.noise.explore(u_det, actor_fn=lambda net: net(s, raw, idx), scale=self._anneal(cfg.noise_final),
-                                   generator=self.g["noise"])
-        u = self.actions.clip(u)
-        a = self.actions.to_action(u, torch.float64)
-        r = pb.reward(t, self.x, a, self.m)
-        x_next = pb.step(t, self.x, a, self.m, self.g["rollout"])
-        done = t == self.T - 1
-        if done:
-            r = r + pb.terminal_reward(x_next, self.m)
-        if not (torch.isfinite(r).all() and torch.isfinite(x_next).all()):
-            raise FloatingPointError(
-                f"ddpg: non-finite reward or state at environment step {self.env_steps} (t={t}) of best response "
-                f"{self.o.calls}: actions out of the problem's range?"
-            )
-        x_next_std = (x_next - self.mean[self.cur, t + 1]) / self.std[self.cur, t + 1]
-        bonus = self.noise.bonus(x_next_std)
-        k = self.x.shape[0]
-        self.window.append((t, self.x, u, r, bonus if bonus is not None else torch.zeros(k, dtype=r.dtype)))
-        if done:  # the horizon ends: every pending transition is complete (no bootstrap)
-            while self.window:
-                self._emit(x_next, True)
-        elif len(self.window) == cfg.n_step:
-            self._emit(x_next, False)
-        self.env_steps += 1
-        self.x = x_next
-        self.t += 1
-        if done:
-            if len(self.replay) >= cfg.batch_size:
-                self._adapt_noise()
-            self._env_reset()
-
-    def _emit(self, x_last: torch.Tensor, done: bool) -> None:
-        """Store the oldest pending transition with its discounted return up to now and ``x_last`` as next state."""
-        t0, x0, u0, _, _ = self.window[0]
-        ret = sum((self.cfg.gamma**j) * w[3] for j, w in enumerate(self.window))
-        bonus = sum((self.cfg.gamma**j) * w[4] for j, w in enumerate(self.window))
-        steps, k = len(self.window), x0.shape[0]
-        self.replay.add(ReplaySample(
-            t=torch.full((k,), t0, dtype=torch.int64), x=x0, a=u0, r=ret, x_next=x_last,  # type: ignore[arg-type]
-            done=torch.full((k,), float(done)), bonus=bonus,  # type: ignore[arg-type]
-            flow=torch.full((k,), self.flow_id, dtype=torch.int64), k=torch.full((k,), steps, dtype=torch.int64),
-        ))
-        self.window.pop(0)
-
-    def _adapt_noise(self) -> None:
-        b = self.replay.sample(self.cfg.batch_size, self.g["noise"])
-        pos = self.lut[b.flow]
-        s = _standardise(b.x.double(), self.mean[pos, b.t], self.std[pos, b.t], b.t, self.T)
-        raw, inv = self._rows(pos, b.t)
-        self.noise.adapt(self.nets["actor"], lambda net: net(s, raw, inv), self._anneal(self.cfg.noise_final))
-
-    # ------------------------------------------------------------------ learning
-
-    def _critics(self, prefix: str = "") -> list[torch.nn.Module]:
-        return [self.nets[f"{prefix}critic{j}"] for j in range(2 if self.cfg.twin else 1)]
-
-    def _update(self) -> tuple[float, float | None]:
-        cfg, g = self.cfg, self.g["replay"]
-        b = self.replay.sample(cfg.batch_size, g)
-        pos = self.lut[b.flow]
-        t1 = (b.t + b.k).clamp_max(self.T)
-        s = _standardise(b.x.double(), self.mean[pos, b.t], self.std[pos, b.t], b.t, self.T)
-        s1 = _standardise(b.x_next.double(), self.mean[pos, t1], self.std[pos, t1], t1, self.T)
-        raw, inv = self._rows(pos, b.t)
-        raw1, inv1 = self._rows(pos, t1)
-        weight = 1.0 - self.fraction if self.noise.kind == "population" else 0.0
-        assert self.o._reward_scale is not None
-        r = b.r * self.o._reward_scale + (weight / self.T) * b.bonus
-        with torch.no_grad():
-            a1 = self.nets["target_actor"](s1, raw1, inv1)
-            if cfg.smoothing > 0:
-                eps = torch.randn(a1.shape, generator=g) * cfg.smoothing
-                a1 = self.actions.clip(a1 + eps.clamp(-cfg.target_noise_clip, cfg.target_noise_clip))
-            q1 = torch.stack([c(s1, a1, raw1, inv1) for c in self._critics("target_")]).min(0).values
-            y = r + cfg.gamma ** b.k.to(r.dtype) * (1.0 - b.done) * q1
-        critics = self._critics()
-        critic_loss = sum(F.mse_loss(c(s, b.a, raw, inv), y) for c in critics)
-        _check_finite(critic_loss.detach(), "critic loss", self.updates, self.o.calls)  # type: ignore[union-attr]
-        opt = self.o._opt["critic"]
-        opt.zero_grad(set_to_none=True)
-        critic_loss.backward()  # type: ignore[union-attr]
-        if cfg.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_([p for c in critics for p in c.parameters()], cfg.grad_clip)
-        opt.step()
-        actor_loss: float | None = None
-        if self.updates % cfg.delay == 0:
-            actor, critic = self.nets["actor"], critics[0]
-            loss = -critic(s, actor(s, raw, inv), raw, inv).mean()
-            _check_finite(loss.detach(), "actor loss", self.updates, self.o.calls)
-            aopt = self.o._opt["actor"]
-            aopt.zero_grad(set_to_none=True)
-            loss.backward(inputs=self.actor_params)  # the critic's own gradients are neither needed nor kept
-            if cfg.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(actor.parameters(), cfg.grad_clip)
-            aopt.step()
-            actor_loss = float(loss.detach())
-            for name in ["actor"] + [f"critic{j}" for j in range(len(critics))]:
-                polyak_update(self.nets[name].parameters(), self.nets[f"target_{name}"].parameters(), cfg.tau)
-        return float(critic_loss.detach()), actor_loss
-
-    def _set_lr(self) -> None:
-        f = self._anneal(self.cfg.lr_final)
-        for name, lr in (("actor", self.cfg.actor_lr), ("critic", self.cfg.critic_lr)):
-            for group in self.o._opt[name].param_groups:
-                group["lr"] = lr * f
-
-    # ------------------------------------------------------------------ evaluation
-
-    def _evaluate(self, name: str = "actor") -> float:
-        """Mean cost of the deterministic ``name`` (actor or target actor) on this response's fixed agents."""
-        policy = DDPGPolicy(self.nets[name], T=self.T, std_floor=self.o._std_floor,  # type: ignore[arg-type]
-                            actions=self.actions)
-        gen = torch.Generator().manual_seed(int(self.eval_seed))
-        costs = rollout_costs(self.problem, policy, self.m, n=self.cfg.eval_agents, generator=gen)
-        return float(costs.mean())
-
-    def _checkpoint(self, evals: list[list[float]]) -> None:
-        """Evaluate the candidates (actor, and the Polyak-averaged target actor) and keep the best actor."""
-        for name, net in self.nets.items():
-            for prm in net.parameters():
-                _check_finite(prm.detach(), f"{name} parameters", self.updates, self.o.calls)
-        row: list[float] = [self.updates, time.perf_counter() - self.start]
-        for name in ("actor", "target_actor") if self.cfg.eval_target else ("actor",):
-            J = self._evaluate(name)
-            row.append(J)
-            if J < self.best_J:
-                self.best_J, self.best_update = J, self.updates
-                self.best_state = copy.deepcopy(self.nets[name].state_dict())
-        evals.append(row)
-
-    # ------------------------------------------------------------------ loop
-
-    def _done(self) -> bool:
-        cfg = self.cfg
-        if cfg.updates is not None and self.updates >= cfg.updates:
-            return True
-        return cfg.seconds is not None and time.perf_counter() - self.start >= cfg.seconds
-
-    def run(self) -> dict[str, Any]:
-        cfg = self.cfg
-        # One draw per best response: evaluations within it share their agents (common random numbers).
-        self.eval_seed = int(torch.randint(2**62, (1,), generator=self.g["eval"]))
-        self._env_reset()
-        warmup = cfg.warmup_episodes * cfg.n_agents * self.T
-        while len(self.replay) < max(warmup, cfg.batch_size) or self.env_steps < cfg.warmup_episodes * self.T:
-            self._env_step()
-        if self.o._reward_scale is None:
-            r = self.replay._data["r"][: len(self.replay)]
-            self.o._reward_scale = 1.0 / max(self.T * float(r.abs().mean()), 1e-12)
-        by_updates = cfg.updates is not None
-        bar = tqdm(total=cfg.updates if by_updates else cfg.seconds, desc=f"ddpg br {self.o.calls}",
-                   disable=None if cfg.progress is None else not cfg.progress, leave=False,
-                   unit="upd" if by_updates else "s")
-        self.best_J, self.best_state, self.best_update = math.inf, None, 0
-        evals: list[list[float]] = []
-        critic_loss, actor_loss = math.nan, math.nan
-        last_eval = -1
-        while not self._done():
-            self._env_step()
-            for _ in range(cfg.updates_per_step):
-                self.fraction = self._progress()
-                self._set_lr()
-                cl, al = self._update()
-                critic_loss = cl
-                actor_loss = al if al is not None else actor_loss
-                self.updates += 1
-                if by_updates:
-                    bar.update(1)
-                if self.updates % cfg.eval_every == 0:
-                    self._checkpoint(evals)
-                    last_eval = self.updates
-                    bar.set_postfix(J=f"{evals[-1][2]:.4g}")
-                if self._done():
-                    break
-            if not by_updates:
-                bar.n = round(min(time.perf_counter() - self.start, cfg.seconds), 1)  # type: ignore[type-var]
-                bar.refresh()
-        bar.close()
-        if last_eval != self.updates:
-            self._checkpoint(evals)
-        final_J = evals[-1][2]
-        if cfg.keep_best and self.best_state is not None:
-            self.nets["actor"].load_state_dict(self.best_state)
-        J_out = self.best_J if cfg.keep_best else final_J
-        return {
-            "updates": self.updates,
-            "env_steps": self.env_steps,
-            "eval_J": J_out,
-            "final_eval_J": final_J,
-            "best_update": self.best_update if cfg.keep_best else self.updates,
-            "critic_loss": critic_loss,
-            "actor_loss": actor_loss,
-            "reward_scale": self.o._reward_scale,
-            "eval_seed": self.eval_seed,
-            "evals": evals,
-        }
-
-
-DDPGOracle._training = _Training
+        if state["built"]:
+            self.learner = DDPGLearner.from_state_dict(cfg, state, self.generators)

@@ -36,31 +36,28 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mfgsolve.learn.encoders import ENCODERS, PopulationEncoder, flow_moments, make_encoder
 from mfgsolve.errors import SpecError
 from mfgsolve.evaluation import rollout_costs
 from mfgsolve.flows import Flow
+from mfgsolve.learn.actions import ActionMap
+from mfgsolve.learn.budget import Budget
+from mfgsolve.learn.encoders import ENCODERS, PopulationEncoder, make_encoder
 from mfgsolve.learn.networks import ACTIVATIONS, TIME_FEATURES, init_parameters, mlp, polyak_update, time_features
-from mfgsolve.oracles.base import BestResponseInfo
+from mfgsolve.learn.replay import RingBuffer
+from mfgsolve.learn.scaling import flow_standardisation, reward_scale
+from mfgsolve.learn.seeding import named_generators
+from mfgsolve.oracles.base import BestResponseInfo, LearnedOracle
 from mfgsolve.policies import Policy
 from mfgsolve.problem import Problem
 
 __all__ = ["MFQConfig", "MFQOracle", "MFACConfig", "MFACOracle", "MFNetPolicy"]
-
-
-def _seeded(seed: int, names: tuple[str, ...]) -> dict[str, torch.Generator]:
-    seeds = np.random.SeedSequence(seed).spawn(len(names))
-    return {k: torch.Generator().manual_seed(int(s.generate_state(1, dtype=np.uint64)[0] >> 1))
-            for k, s in zip(names, seeds)}
 
 
 class _MFNet(nn.Module):
@@ -83,36 +80,18 @@ class _Inputs:
 
     @classmethod
     def from_flow(cls, m: Flow, T: int) -> _Inputs:
-        mom = [flow_moments(m, t) for t in range(T + 1)]
-        means = torch.stack([mu for mu, _ in mom])
-        var = torch.stack([torch.diagonal(c) for _, c in mom]).clamp_min(0)
-        scale = (var.mean(0) + means.var(0, unbiased=False)).sqrt()
-        return cls(means.mean(0), torch.where(scale > 0, scale, torch.ones_like(scale)), T)
+        return cls(*flow_standardisation(m, T), T)
 
     def state(self, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         s = ((x.to(torch.float64) - self.loc) / self.scale).to(torch.float32)
         return torch.cat([s, time_features(t, self.T, x.shape[0])], dim=1)
 
 
-class _Actions:
-    """Unit actions to problem actions: the bounds' centre and half-width, or ``+- bound`` when unbounded."""
-
-    def __init__(self, problem: Problem, bound: float) -> None:
-        low, high = problem.action_low, problem.action_high
-        self.bounded = low is not None and high is not None
-        p = problem.p
-        self.center = (0.5 * (low + high)).double() if self.bounded else torch.zeros(p, dtype=torch.float64)  # type: ignore[operator]
-        self.half = (0.5 * (high - low)).double() if self.bounded else torch.full((p,), bound, dtype=torch.float64)  # type: ignore[operator]
-
-    def to_action(self, u: torch.Tensor) -> torch.Tensor:
-        return self.center + self.half * u.to(torch.float64)
-
-
 class MFNetPolicy(Policy):
     r"""A learned mean-field policy :math:`\pi(t, x, m_t)`: greedy over a Q-network's action grid (``grid`` given)
     or the mean of a Gaussian policy (``grid=None``, unit actions clipped to ``[-1, 1]`` when bounded)."""
 
-    def __init__(self, net: _MFNet, inputs: _Inputs, actions: _Actions, grid: torch.Tensor | None) -> None:
+    def __init__(self, net: _MFNet, inputs: _Inputs, actions: ActionMap, grid: torch.Tensor | None) -> None:
         self.net, self.inputs, self.actions, self.grid = net, inputs, actions, grid
 
     def act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
@@ -123,15 +102,13 @@ class MFNetPolicy(Policy):
         if self.grid is not None:
             u = self.grid[out.argmax(dim=1)]
         else:
-            u = out.clamp(-1.0, 1.0) if self.actions.bounded else out
+            u = self.actions.clip(out)
         return self.actions.to_action(u).to(x.dtype)
 
 
 def _check(cfg: Any, positive_int: tuple[str, ...], positive: tuple[str, ...], unit: tuple[str, ...]) -> None:
-    if not (isinstance(cfg.seed, int) and cfg.seed >= 0):
-        raise SpecError("seed", f"must be a non-negative integer, got {cfg.seed!r}")
-    if cfg.updates is None and cfg.seconds is None:
-        raise SpecError("updates", "a budget is needed: set updates, seconds or both")
+    if not (cfg.seed is None or (isinstance(cfg.seed, int) and cfg.seed >= 0)):
+        raise SpecError("seed", f"must be a non-negative integer or None, got {cfg.seed!r}")
     if cfg.updates is not None and cfg.updates < 1:
         raise SpecError("updates", f"must be a positive integer or None, got {cfg.updates!r}")
     if cfg.seconds is not None and not (cfg.seconds > 0 and math.isfinite(cfg.seconds)):
@@ -151,21 +128,7 @@ def _check(cfg: Any, positive_int: tuple[str, ...], positive: tuple[str, ...], u
         raise SpecError("encoder", f"must be one of {', '.join(ENCODERS)}, got {cfg.encoder!r}")
 
 
-class _Budget:
-    def __init__(self, updates: int | None, seconds: float | None) -> None:
-        self.updates, self.seconds, self.start = updates, seconds, time.perf_counter()
-
-    def fraction(self, done: int) -> float:
-        f = done / self.updates if self.updates is not None else 0.0
-        if self.seconds is not None:
-            f = max(f, (time.perf_counter() - self.start) / self.seconds)
-        return min(f, 1.0)
-
-    def over(self, done: int) -> bool:
-        return self.fraction(done) >= 1.0
-
-
-class _MFOracle:
+class _MFOracle(LearnedOracle):
     """What MF-Q and MF-AC share: generators, the first flow's standardisation, encoders, evaluation."""
 
     name = "mf"
@@ -173,12 +136,24 @@ class _MFOracle:
 
     def __init__(self, cfg: Any) -> None:
         self.cfg = cfg
-        self.generators = _seeded(cfg.seed, self._GENERATORS)
+        self._generators: dict[str, torch.Generator] | None = None  # made at first use, from the resolved seed
         self.calls = 0
         self._inputs: _Inputs | None = None
 
+    @property
+    def generators(self) -> dict[str, torch.Generator]:
+        """The random streams of the seed of :attr:`settings`, made at first use."""
+        if self._generators is None:
+            self._generators = named_generators(self.settings.seed, self._GENERATORS)
+        return self._generators
+
+    @property
+    def trained(self) -> bool:
+        return self._generators is not None
+
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, **asdict(self.cfg)}
+        """The settings, seed and budget resolved."""
+        return {"name": self.name, **asdict(self.settings)}
 
     def _encoder(self, problem: Problem) -> PopulationEncoder:
         cfg, inp = self.cfg, self._inputs
@@ -198,52 +173,41 @@ class _MFOracle:
 
     def state_dict(self) -> dict[str, Any]:
         """Networks, optimisers and generator states (a checkpoint of the run, loaded as data: mfgsolve.checkpoint)."""
-        rest = {k: v for k, v in self.__dict__.items() if k not in ("cfg", "generators")}
-        return {"config": asdict(self.cfg), "generators": {k: g.get_state() for k, g in self.generators.items()},
+        rest = {k: v for k, v in self.__dict__.items() if k not in ("cfg", "_generators")}
+        gens = self._generators
+        return {"config": asdict(self.settings),
+                "generators": None if gens is None else {k: g.get_state() for k, g in gens.items()},
                 "state": rest}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["config"] != asdict(self.cfg):
+        if state["config"] != asdict(self.settings):
             raise ValueError(f"{self.name} state was saved with another configuration")
-        for k, g in self.generators.items():
-            g.set_state(state["generators"][k])
+        self._generators = None
+        if state["generators"] is not None:
+            for k, g in self.generators.items():
+                g.set_state(state["generators"][k])
         self.__dict__.update(state["state"])
 
 
 # ------------------------------------------------------------------------------------------------ MF-Q
-class _IndexReplay:
-    """A ring buffer of ``(t, x, j, r, x', done)`` with ``j`` the index of the action on the grid.
-
-    (:class:`mfgsolve.learn.replay.ReplayBuffer` stores continuous unit actions and per-flow bookkeeping that a
-    one-flow, discrete-action learner does not use.)
-    """
-
-    def __init__(self, capacity: int, n: int) -> None:
-        self.capacity, self.ptr, self.size = capacity, 0, 0
-        self.data = {"t": torch.zeros(capacity, dtype=torch.int64), "x": torch.zeros(capacity, n),
-                     "j": torch.zeros(capacity, dtype=torch.int64), "r": torch.zeros(capacity),
-                     "x1": torch.zeros(capacity, n), "done": torch.zeros(capacity)}
-
-    def add(self, **batch: torch.Tensor) -> None:
-        k = batch["x"].shape[0]
-        idx = (self.ptr + torch.arange(k)) % self.capacity
-        for name, v in batch.items():
-            self.data[name][idx] = v.to(self.data[name].dtype)
-        self.ptr, self.size = (self.ptr + k) % self.capacity, min(self.size + k, self.capacity)
-
-    def sample(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        idx = torch.randint(self.size, (batch,), generator=generator)
-        return {k: v[idx] for k, v in self.data.items()}
+def _index_replay(capacity: int, n: int) -> RingBuffer:
+    """Replay of ``(t, x, j, r, x', done)`` with ``j`` the index of the action on the grid (one flow: no flow
+    index, no n-step bookkeeping)."""
+    f32 = torch.get_default_dtype()
+    return RingBuffer(capacity, {"t": ((), torch.int64), "x": ((n,), f32), "j": ((), torch.int64), "r": ((), f32),
+                                 "x1": ((n,), f32), "done": ((), f32)})
 
 
 @dataclass(frozen=True)
 class MFQConfig:
     """Settings of the mean-field Q-learning oracle."""
 
-    seed: int = 0
-    """Seed of every generator (initialisation, rollouts, replay and exploration, evaluation)."""
-    updates: int | None = 20_000
-    """Gradient updates per best response (the budget ends at updates or seconds, whichever comes first)."""
+    seed: int | None = None
+    """Seed of every generator (initialisation, rollouts, replay and exploration, evaluation); ``None``: the run's
+    (:meth:`LearnedOracle.for_run`), 0 on its own."""
+    updates: int | None = None
+    """Gradient updates per best response (the budget ends at updates or seconds, whichever comes first); with
+    neither: the run's budget, ``mfgsolve.presets.LEARNED.br_updates`` on its own."""
     seconds: float | None = None
     """Wall-clock seconds per best response (``None``: no time limit)."""
     n_agents: int = 256
@@ -304,8 +268,8 @@ class MFQOracle(_MFOracle):
         self._q: _MFNet | None = None
 
     def best_response(self, problem: Problem, m: Flow, warm_start: Any | None = None) -> tuple[MFNetPolicy, BestResponseInfo]:
-        cfg, g = self.cfg, self.generators
-        budget = _Budget(cfg.updates, cfg.seconds)
+        cfg, g = self.settings, self.generators
+        budget = Budget(cfg.updates, cfg.seconds)
         self.calls += 1
         T, p = problem.T, problem.p
         if self._q is None:  # built once; later best responses start from the last Q (warm start)
@@ -313,13 +277,13 @@ class MFQOracle(_MFOracle):
             self._q = self._net(problem, cfg.actions**p)
             self._target = copy.deepcopy(self._q).requires_grad_(False)
             self._opt = torch.optim.Adam(self._q.parameters(), lr=cfg.lr)
-            self._actions = _Actions(problem, cfg.action_bound)
+            self._actions = ActionMap.of(problem, cfg.action_bound)
             axis = torch.linspace(-1.0, 1.0, cfg.actions)
             self._grid = torch.cartesian_prod(*([axis] * p)).reshape(-1, p)
         q, target, inp, grid = self._q, self._target, self._inputs, self._grid
         assert inp is not None
         raw = q.encoder.raw_flow(m)  # (T+1, ...): the frozen flow's description per t
-        replay = _IndexReplay(cfg.replay_size, problem.n)
+        replay = _index_replay(cfg.replay_size, problem.n)
         scale: float | None = None
         updates = env_steps = 0
         loss_v = math.nan
@@ -337,14 +301,15 @@ class MFQOracle(_MFOracle):
             done = t == T - 1
             if done:
                 r = r + problem.terminal_reward(x1, m)
-            replay.add(t=torch.full((x.shape[0],), t), x=x, j=idx, r=r, x1=x1, done=torch.full(r.shape, float(done)))
+            replay.add({"t": torch.full((x.shape[0],), t), "x": x, "j": idx, "r": r, "x1": x1,
+                        "done": torch.full(r.shape, float(done))})
             env_steps += 1
             x, t = (problem.sample_x0(cfg.n_agents, g["rollout"]).to(torch.float64), 0) if done else (x1, t + 1)
-            if replay.size < max(cfg.batch_size, cfg.n_agents * T):  # one warmup episode first
+            if len(replay) < max(cfg.batch_size, cfg.n_agents * T):  # one warmup episode first
                 continue
             if scale is None:
-                scale = 1.0 / max(T * float(replay.data["r"][: replay.size].abs().mean()), 1e-12)
-            b = replay.sample(cfg.batch_size, g["train"])
+                scale = reward_scale(replay.stored("r"), T)
+            b = replay.sample_rows(cfg.batch_size, g["train"])
             t1 = (b["t"] + 1).clamp_max(T)
             s, s1 = inp.state(b["x"], b["t"]), inp.state(b["x1"], t1)
             with torch.no_grad():
@@ -360,7 +325,7 @@ class MFQOracle(_MFOracle):
             loss_v = float(loss.detach())
         policy = MFNetPolicy(copy.deepcopy(q).eval().requires_grad_(False), inp, self._actions, grid)
         J = self._evaluate(problem, policy, m)
-        seconds = time.perf_counter() - budget.start
+        seconds = budget.elapsed()
         return policy, BestResponseInfo(seconds=seconds, value=J, extra={
             "updates": updates, "env_steps": env_steps, "loss": loss_v, "eval_J": J, "seconds": seconds})
 
@@ -370,10 +335,12 @@ class MFQOracle(_MFOracle):
 class MFACConfig:
     """Settings of the mean-field actor-critic oracle."""
 
-    seed: int = 0
-    """Seed of every generator (initialisation, rollouts, policy noise, evaluation)."""
-    updates: int | None = 2_000
-    """Updates per best response; one update is one batch of ``n_agents`` episodes."""
+    seed: int | None = None
+    """Seed of every generator (initialisation, rollouts, policy noise, evaluation); ``None``: the run's
+    (:meth:`LearnedOracle.for_run`), 0 on its own."""
+    updates: int | None = None
+    """Updates per best response; one update is one batch of ``n_agents`` episodes. With neither this nor
+    ``seconds``: the run's budget, ``mfgsolve.presets.LEARNED.br_updates`` on its own."""
     seconds: float | None = None
     """Wall-clock seconds per best response (``None``: no time limit)."""
     n_agents: int = 256
@@ -428,8 +395,8 @@ class MFACOracle(_MFOracle):
         self._mu: _MFNet | None = None
 
     def best_response(self, problem: Problem, m: Flow, warm_start: Any | None = None) -> tuple[MFNetPolicy, BestResponseInfo]:
-        cfg, g = self.cfg, self.generators
-        budget = _Budget(cfg.updates, cfg.seconds)
+        cfg, g = self.settings, self.generators
+        budget = Budget(cfg.updates, cfg.seconds)
         self.calls += 1
         T, p, B = problem.T, problem.p, cfg.n_agents
         if self._mu is None:  # built once; later best responses continue from the last networks (warm start)
@@ -438,7 +405,7 @@ class MFACOracle(_MFOracle):
             self._log_std = nn.Parameter(torch.full((p,), math.log(cfg.init_std)))
             self._opt_pi = torch.optim.Adam([*self._mu.parameters(), self._log_std], lr=cfg.actor_lr)
             self._opt_v = torch.optim.Adam(self._v.parameters(), lr=cfg.critic_lr)
-            self._actions = _Actions(problem, cfg.action_bound)
+            self._actions = ActionMap.of(problem, cfg.action_bound)
         mu, v, inp, acts = self._mu, self._v, self._inputs, self._actions
         assert inp is not None
         raw = mu.encoder.raw_flow(m)
@@ -454,14 +421,14 @@ class MFACOracle(_MFOracle):
                     s = inp.state(x, t)
                     u = mu(s, raw[t][None], torch.zeros(B, dtype=torch.int64))
                     u = u + self._log_std.exp() * torch.randn(u.shape, generator=g["train"])
-                    a = acts.to_action(u.clamp(-1.0, 1.0) if acts.bounded else u)
+                    a = acts.to_action(acts.clip(u))
                     r = problem.reward(t, x, a, m)
                     x = problem.step(t, x, a, m, g["rollout"])
                     if t == T - 1:
                         r = r + problem.terminal_reward(x, m)
                     S.append(s), U.append(u), R.append(r)
             if scale is None:
-                scale = 1.0 / max(T * float(torch.stack(R).abs().mean()), 1e-12)
+                scale = reward_scale(torch.stack(R), T)
             s_all, u_all = torch.cat(S), torch.cat(U)
             t_all = torch.arange(T).repeat_interleave(B)
             ret = (torch.stack(R).flip(0).cumsum(0).flip(0) * scale).reshape(-1).float()  # return to go (T*B,)
@@ -482,6 +449,6 @@ class MFACOracle(_MFOracle):
                      "std": float(self._log_std.detach().exp().mean())}
         policy = MFNetPolicy(copy.deepcopy(mu).eval().requires_grad_(False), inp, acts, None)
         J = self._evaluate(problem, policy, m)
-        seconds = time.perf_counter() - budget.start
+        seconds = budget.elapsed()
         return policy, BestResponseInfo(seconds=seconds, value=J, extra={
             "updates": updates, "env_steps": updates * T, "eval_J": J, "seconds": seconds, **stats})
