@@ -24,9 +24,10 @@ import time
 import numpy as np
 import torch
 
-from outer_loop import solve_as_cli  # bench/ is on the path when run as a script
+
 
 import mfgsolve as mfg
+from mfgsolve.presets import LEARNED
 
 
 def main() -> None:
@@ -56,7 +57,10 @@ def outer_floor(pb: mfg.Problem, seeds: int) -> None:
     print(f"{'scheme':>7} {'flow':>9} {'particles':>9}  final mean error per seed")
     for scheme in ("fp", "damped"):
         for flow, n, runs in (("gaussian", None, 1), ("particles", 32768, seeds), ("particles", 131072, seeds)):
-            errors = [solve_as_cli(pb, mfg.ExactLQOracle(), scheme, s, flow=flow, particles=n).summary.mean_error
+            # the exact oracle in the loop a learned run gets: the learned presets' scheme, budget and tolerance
+            options = dict(scheme=LEARNED.scheme(scheme), stop=mfg.Stop(LEARNED.iterations, LEARNED.tol),
+                           flow=mfg.Gaussian() if flow == "gaussian" else mfg.Particles(n))
+            errors = [mfg.solve(pb, mfg.ExactLQOracle(), seed=s, progress=False, **options).summary.mean_error
                       for s in range(runs)]
             print(f"{scheme:>7} {flow:>9} {n or '-':>9}  " + " ".join(f"{e:.2%}" for e in errors), flush=True)
 

@@ -30,8 +30,6 @@ from critic_cost import CriticBench
 from mfgsolve.nplayer import MADDPG
 from mfgsolve.nplayer.game import affine_projection, epsilon_nash_mc, lq_epsilon_nash, nplayer_costs
 from mfgsolve.reference.potential import best_response_value, flow_of
-from mfgsolve.oracles.mfrl import MFACOracle, MFQOracle
-from mfgsolve.oracles.nopop import NoPopDDPGOracle
 
 SaveTable = Callable[..., None]
 
@@ -83,7 +81,7 @@ def _mf_maddpg(pb: Any, quick: bool, seed: int = 0) -> mfg.SolveResult:
     # an update budget, not a wall budget: this policy is the same on every machine
     budget = {"updates": 200, "eval_every": 100, "eval_agents": 512} if quick else {"updates": 1500, "eval_every": 500}
     return mfg.solve(pb, mfg.DDPGOracle(seed=seed, progress=False, **budget), scheme=mfg.Damped(0.5),
-                     stop=mfg.Stop(iterations=2 if quick else 5), flow=mfg.Particles(2000), evaluation=mfg.Evaluation(particles=200, final_particles=2000 if quick else 20_000), seed=seed, progress=False)
+                     stop=mfg.Stop(iterations=2 if quick else 5, tol=1e-10), flow=mfg.Particles(2000), evaluation=mfg.Evaluation(particles=200, final_particles=2000 if quick else 20_000), seed=seed, progress=False)
 
 
 def epsilon_nash(quick: bool) -> tuple[list[dict[str, Any]], dict[str, float]]:
@@ -183,15 +181,15 @@ def methods(quick: bool) -> list[dict[str, Any]]:
         pb = _problem(name)
         brs = wall / iters
         # evaluations inside a best response count in its wall time: the same small evaluation for every oracle
-        ddpg = dict(seed=0, seconds=brs, updates=None, progress=False, eval_agents=512)
+        budget = dict(seed=0, seconds=brs, eval_agents=512)  # a time budget alone: no update count
         oracles = {
-            "DDPG (no m)": NoPopDDPGOracle(**ddpg),
-            "MF-MADDPG": mfg.DDPGOracle(**ddpg),
-            "MF-Q": MFQOracle(seed=0, seconds=brs, updates=None, eval_agents=512),
-            "MF-AC": MFACOracle(seed=0, seconds=brs, updates=None, eval_agents=512),
+            "DDPG (no m)": mfg.make_oracle("ddpg-nopop", progress=False, **budget),
+            "MF-MADDPG": mfg.make_oracle("ddpg", progress=False, **budget),
+            "MF-Q": mfg.make_oracle("mf-q", **budget),
+            "MF-AC": mfg.make_oracle("mf-ac", **budget),
         }
         for label, oracle in oracles.items():
-            res = mfg.solve(pb, oracle, scheme=mfg.Damped(0.5), stop=mfg.Stop(iterations=iters), flow=mfg.Particles(2000), evaluation=mfg.Evaluation(particles=200, final_particles=n_eval), seed=0,
+            res = mfg.solve(pb, oracle, scheme=mfg.Damped(0.5), stop=mfg.Stop(iterations=iters, tol=1e-10), flow=mfg.Particles(2000), evaluation=mfg.Evaluation(particles=200, final_particles=n_eval), seed=0,
                             progress=False)
             rel, se = _mfg_exploitability(pb, res.policy, res.flow, n_eval)
             rows.append({"problem": name, "method": label, "N": "inf", "train_s": sum(h.br_seconds for h in res.history),
