@@ -17,12 +17,23 @@ def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+#: Largest magnitude of a parameter: squares and products of a few parameters stay within double precision.
+MAX_MAGNITUDE = 1e50
+
+
+def _magnitude(key: str, v: float) -> None:
+    if abs(v) > MAX_MAGNITUDE:
+        raise SpecError(key, f"magnitude {abs(v):.3g} is beyond {MAX_MAGNITUDE:g} (it would overflow double "
+                             "precision; rescale the problem)")
+
+
 def number(*, low: float | None = None, high: float | None = None, strict: bool = True) -> Check:
     """A finite real in ``(low, high)`` (``[low, high]`` with ``strict=False``); either bound may be absent."""
 
     def check(key: str, v: Any) -> float:
         if not _is_number(v) or not math.isfinite(v):
             raise SpecError(key, f"must be a finite number, got {v!r}")
+        _magnitude(key, v)
         v = float(v)
         if low is not None and (v <= low if strict else v < low):
             raise SpecError(key, f"must be {'>' if strict else '>='} {low:g}, got {v:g}")
@@ -50,6 +61,8 @@ def vector(size: int) -> Check:
     def check(key: str, v: Any) -> list[float]:
         if not isinstance(v, (list, tuple)) or len(v) != size or not all(_is_number(x) and math.isfinite(x) for x in v):
             raise SpecError(key, f"must be a list of {size} finite numbers, got {v!r}")
+        for x in v:
+            _magnitude(key, x)
         return [float(x) for x in v]
 
     return check
