@@ -496,6 +496,8 @@ def _plot(args: argparse.Namespace) -> int:
         raise SpecError("DIR", f"{args.run} is not a finished run directory (no {', '.join(missing)})")
     try:
         run = load_run(args.run)
+    except RunDirError as exc:  # a missing or damaged file, named
+        raise SpecError("DIR", exc.message) from None
     except (ValueError, KeyError, EOFError, OSError, zipfile.BadZipFile) as exc:  # a damaged file: not JSON, not a CSV of numbers, not npz
         raise SpecError("DIR", f"{args.run} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})") from None
     if not run.history or "residual" not in run.history[0] or "mean" not in run.flow:

@@ -49,7 +49,13 @@ def _plain(value: Any) -> Any:
 
 def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The fingerprinted settings of a run's ``config`` (the problem without its display name)."""
-    out = {key: _plain(config.get(key)) for key in FINGERPRINTED}
+    out = {}
+    for key in FINGERPRINTED:
+        try:
+            out[key] = _plain(config.get(key))
+        except (TypeError, ValueError) as exc:  # e.g. a user problem whose config() holds an object
+            raise RunDirError(key, f"cannot be recorded in config.json ({str(exc).splitlines()[0][:80]}): "
+                                   "its config() must return JSON values (numbers, strings, lists, dicts)") from None
     if isinstance(out["problem"], dict):
         out["problem"] = {k: v for k, v in out["problem"].items() if k != "name"}
     return out
