@@ -19,7 +19,7 @@ from typing import Any, Literal, Union
 
 import numpy as np
 
-from mfgsolve.errors import SpecError
+from mfgsolve.errors import RunDirError, SpecError
 from mfgsolve.metrics import METHODS, Method
 
 __all__ = ["Particles", "Gaussian", "FlowOption", "Stop", "Evaluation", "RunDir"]
@@ -107,8 +107,10 @@ class RunDir:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.path, (str, os.PathLike)) or not str(self.path).strip():
+        if not isinstance(self.path, (str, os.PathLike)):
             raise SpecError("run_dir", f"expected a directory path, got {self.path!r}")
+        if not str(self.path).strip():
+            raise RunDirError("run_dir", "an empty path (give a directory)")
         for name in ("resume", "overwrite"):
             if not isinstance(getattr(self, name), bool):
                 raise SpecError(name, f"must be True or False, got {getattr(self, name)!r}")

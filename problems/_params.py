@@ -17,6 +17,8 @@ def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+#: Most Euler steps of a discretised problem (the defaults take 20 to 40).
+MAX_STEPS = 100_000
 #: Largest magnitude of a parameter: squares and products of a few parameters stay within double precision.
 MAX_MAGNITUDE = 1e50
 
@@ -82,4 +84,7 @@ def steps(horizon: float, dt: float) -> int:
     T = round(horizon / dt)
     if T < 1 or abs(T * dt - horizon) > 1e-9 * horizon:
         raise SpecError("dt", f"horizon / dt must be a positive integer, got {horizon:g} / {dt:g} = {horizon / dt:g}")
+    if T > MAX_STEPS:
+        raise SpecError("dt", f"horizon / dt = {horizon:g} / {dt:g} = {T:,} steps; at most {MAX_STEPS:,} (every "
+                              "step is a step of each rollout and of the exact solve): raise dt or shorten horizon")
     return T

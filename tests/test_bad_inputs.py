@@ -237,3 +237,17 @@ def test_user_problem_with_bad_attributes_is_named(attr, value, words):
         mfg.solve(problem, mfg.make_oracle("exact"), stop=mfg.Stop(iterations=1), flow=mfg.Particles(64),
                   progress=False)
     assert info.value.field == "problem" and words in info.value.message
+
+
+@pytest.mark.parametrize("name, overrides", [("systemic-risk", {"dt": 1e-7}), ("flocking", {"horizon": 100000.0})])
+def test_too_many_euler_steps_are_refused_up_front(checkout_problems, name, overrides):
+    start = time.perf_counter()
+    with pytest.raises(SpecError) as info:
+        mfg.load_problem(name, overrides)
+    assert time.perf_counter() - start < 1
+    assert info.value.field == "dt" and "at most 100,000" in info.value.message
+
+
+def test_an_empty_run_dir_is_a_run_dir_error():
+    with pytest.raises(RunDirError, match="empty path"):
+        mfg.RunDir("  ")
