@@ -77,7 +77,7 @@ _alpha = _float_in("--alpha", lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
 _recency = _float_in("--recency", lambda v: 1.0 <= v < float("inf"), "a finite number >= 1")
 
 
-def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
+def _parse_sets(items: Sequence[str], flag: str = "--set") -> dict[str, Any]:
     """``key=value`` pairs; values are TOML values (numbers, ``[[1, 0], [0, 1]]``, strings in quotes)."""
     try:
         import tomllib
@@ -88,11 +88,16 @@ def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise SpecError("--set", f"expected key=value, got {item!r}")
+            raise SpecError(flag, f"expected key=value, got {item!r}")
+        if "\n" in value or "\r" in value:  # TOML would read a second line as another key, silently dropped
+            raise SpecError(key, f"one value per {flag} (a line break in {value!r}; give each KEY=VALUE its own {flag})")
         try:
-            out[key] = tomllib.loads(f"v = {value.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
+            parsed = tomllib.loads(f"v = {value.strip()}")
+        except (tomllib.TOMLDecodeError, RecursionError):
             raise SpecError(key, f"cannot read value {value!r} (numbers, [lists] or \"strings\")") from None
+        if set(parsed) != {"v"}:
+            raise SpecError(key, f"cannot read value {value!r} (one number, [list] or \"string\")")
+        out[key] = parsed["v"]
     return out
 
 
@@ -109,11 +114,69 @@ def _br_settings(items: Sequence[str], oracle: str) -> dict[str, Any]:
     known = set(oracle_settings(oracle)) - set(_OWN_OPTIONS)
     if not known:
         raise SpecError("--br-set", f"{oracle} takes no settings")
-    settings = _parse_sets(items)
-    for key in settings:
+    settings = _parse_sets(items, "--br-set")
+    types = _setting_types(oracle)
+    for key, value in settings.items():
         if key not in known:
             raise SpecError("--br-set", f"unknown setting {key!r} (known: {', '.join(sorted(known))})")
+        _check_setting(key, value, types.get(key, ""))
     return settings
+
+
+#: Largest value of an integer size setting (agents, batch, replay, layer width...): beyond it the tensors it sizes
+#: cannot fit in memory. Layer widths square: ``hidden`` and ``encoder_dim`` have their own bound.
+_MAX_SIZE = 2**24
+_MAX_WIDTH = 2**14
+_UNBOUNDED = ("seed", "updates", "eval_every")
+
+
+def _setting_types(oracle: str) -> dict[str, str]:
+    """The annotation of each setting of a registered oracle's settings dataclass, as text (``"int | None"``)."""
+    from dataclasses import fields, is_dataclass
+
+    from mfgsolve.oracles.registry import available_oracles
+
+    entry = available_oracles().get(oracle)
+    kind = getattr(entry.load(), "settings_type", None) if entry is not None else None
+    if kind is None or not is_dataclass(kind):
+        return {}
+    return {f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            for f in fields(kind)}
+
+
+def _check_setting(key: str, value: Any, annotation: str) -> None:
+    """A ``--br-set`` value of the type its field is annotated with (integers as integers), and of a size that
+    fits in memory; one line naming the setting otherwise."""
+    import math
+
+    kinds = {part.strip() for part in annotation.split("|")}
+    if value is None or not kinds - {"None"}:
+        return
+    if isinstance(value, bool):
+        if "bool" not in kinds:
+            raise SpecError("--br-set", f"{key}: expected {_kind_text(kinds)}, got {value!r}")
+        return
+    if "int" in kinds and "float" not in kinds:
+        if not isinstance(value, int):
+            raise SpecError("--br-set", f"{key}: expected an integer, got {value!r}")
+        bound = _MAX_WIDTH if key in ("hidden", "encoder_dim") else _MAX_SIZE
+        if key not in _UNBOUNDED and value > bound:
+            raise SpecError("--br-set", f"{key}: {value} is too large (at most {bound}: the tensors it sizes "
+                                        "would not fit in memory)")
+        return
+    if "float" in kinds:
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise SpecError("--br-set", f"{key}: expected a finite number, got {value!r}")
+        return
+    if "str" in kinds and not isinstance(value, str):
+        raise SpecError("--br-set", f"{key}: expected a string in quotes, got {value!r}")
+    if "bool" in kinds and kinds <= {"bool", "None"}:
+        raise SpecError("--br-set", f"{key}: expected true or false, got {value!r}")
+
+
+def _kind_text(kinds: set[str]) -> str:
+    names = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+    return " or ".join(names.get(k, k) for k in sorted(kinds - {"None"}))
 
 
 def _oracle(args: argparse.Namespace, problem: Any, budget: dict[str, tuple[str, Any]]) -> Any:
@@ -146,8 +209,11 @@ def _out_dir(text: str) -> Path:
     if not text.strip():
         raise argparse.ArgumentTypeError("DIR: an empty path (give a directory)")
     path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"--out: {text} exists and is not a directory")
+    try:
+        if path.exists() and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"--out: {text} exists and is not a directory")
+    except OSError as exc:  # a name too long, a symlink loop
+        raise argparse.ArgumentTypeError(f"cannot use {_printable(text[:80])}: {exc.strerror or exc}") from None
     return path
 
 
@@ -264,6 +330,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version
         return int(exc.code or 0)
     option, directory = _run_dir(args)
+    try:
+        return _main(args, option, directory)
+    finally:  # a run that failed (any exception) leaves no lock file behind
+        from mfgsolve.rundir import release_all
+
+        release_all()
+
+
+def _main(args: argparse.Namespace, option: str, directory: Path | None) -> int:
     try:
         return _run(args)
     except RunDirError as exc:
@@ -387,6 +462,11 @@ def _br_check(problem: Any, args: argparse.Namespace) -> int:
     from mfgsolve.brcheck import br_check
     from mfgsolve.results import write_json
 
+    from mfgsolve.lq.problem import LQProblem
+
+    if not isinstance(problem, LQProblem):  # refused before its (possibly long) reference is computed
+        raise SpecError("PROBLEM", f"{args.problem} is not an LQ problem: br-check measures a best response against "
+                                   "the exact affine equilibrium policy of an LQ problem")
     oracle = _oracle(args, problem, {"updates": ("--updates", args.updates), "seconds": ("--seconds", args.seconds)})
     if getattr(problem, "reference", lambda: None)() is None:
         raise SpecError("PROBLEM", f"{args.problem} has no exact equilibrium to check a best response against")
@@ -416,6 +496,8 @@ def _plot(args: argparse.Namespace) -> int:
         raise SpecError("DIR", f"{args.run} is not a finished run directory (no {', '.join(missing)})")
     try:
         run = load_run(args.run)
+    except RunDirError as exc:  # a missing or damaged file, named
+        raise SpecError("DIR", exc.message) from None
     except (ValueError, KeyError, EOFError, OSError, zipfile.BadZipFile) as exc:  # a damaged file: not JSON, not a CSV of numbers, not npz
         raise SpecError("DIR", f"{args.run} is damaged ({type(exc).__name__}: {str(exc).splitlines()[0][:100]})") from None
     if not run.history or "residual" not in run.history[0] or "mean" not in run.flow:
@@ -423,9 +505,35 @@ def _plot(args: argparse.Namespace) -> int:
     if not isinstance(run.summary, dict) or not isinstance(run.config, dict) or not all(
             key in run.summary for key in ("problem", "oracle", "scheme", "diagnosis")):
         raise SpecError("DIR", f"{args.run} is damaged (config.json / summary.json are not JSON objects)")
+    if not all(isinstance(run.summary[key], str) for key in ("problem", "oracle", "scheme", "diagnosis")):
+        raise SpecError("DIR", f"{args.run} is damaged (summary.json: problem, oracle, scheme, diagnosis are not text)")
+    problem = _flow_problem(run.flow)
+    if problem:
+        raise SpecError("DIR", f"{args.run} is damaged (flow.npz: {problem})")
     for path in plot_run(args.run):
         print(f"wrote {path}")
     return 0
+
+
+def _flow_problem(flow: Any) -> str | None:
+    """What is wrong with the arrays of a run's ``flow.npz`` for plotting (``None``: nothing)."""
+    import numpy as np
+
+    mean = flow["mean"]
+    if not isinstance(mean, np.ndarray) or mean.dtype.kind not in "fiu" or mean.ndim != 2 or 0 in mean.shape:
+        return f"mean is not a (T+1, n) array of numbers (shape {getattr(mean, 'shape', None)})"
+    T1, n = mean.shape
+    shapes = {"cov": (T1, n, n), "particles": (T1, None, n), "weights": (T1, None)}
+    for key, shape in shapes.items():
+        if key not in flow:
+            continue
+        a = flow[key]
+        if (not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu" or a.ndim != len(shape)
+                or any(want is not None and got != want for got, want in zip(a.shape, shape)) or 0 in a.shape):
+            return f"{key} has shape {getattr(a, 'shape', None)}, not {tuple('N' if w is None else w for w in shape)}"
+    if "particles" in flow and ("weights" not in flow or flow["weights"].shape != flow["particles"].shape[:2]):
+        return "particles without weights of the same size"
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -240,16 +240,38 @@ def save_run(result: SolveResult, directory: str | Path) -> Path:
 
 
 def load_run(directory: str | Path) -> RunFiles:
-    """Read a run directory written by :func:`save_run`."""
+    """Read a run directory written by :func:`save_run`.
+
+    Raises
+    ------
+    RunDirError
+        One line when a file is missing (not a finished run directory) or damaged (not JSON, not a CSV of numbers,
+        not an ``.npz`` of plain arrays).
+    """
+    import zipfile
+
+    from mfgsolve.errors import RunDirError
+
     d = Path(directory)
-    config = json.loads((d / "config.json").read_text())
-    summary = json.loads((d / "summary.json").read_text())
-    with open(d / "history.csv", newline="") as fh:
-        history = [
-            {k: (float(v) if v != "" else None) for k, v in row.items()} for row in csv.DictReader(fh)
-        ]
-    with np.load(d / "flow.npz") as npz:
-        flow = {k: npz[k] for k in npz.files}
+    missing = [name for name in ("config.json", "summary.json", "history.csv", "flow.npz") if not (d / name).is_file()]
+    if missing:
+        raise RunDirError("run_dir", f"{d} is not a finished run directory (no {', '.join(missing)})")
+    name = "config.json"
+    try:
+        config = json.loads((d / name).read_text(encoding="utf-8"))
+        name = "summary.json"
+        summary = json.loads((d / name).read_text(encoding="utf-8"))
+        name = "history.csv"
+        with open(d / name, newline="", encoding="utf-8") as fh:
+            history = [
+                {k: (float(v) if v != "" else None) for k, v in row.items()} for row in csv.DictReader(fh)
+            ]
+        name = "flow.npz"
+        with np.load(d / name) as npz:
+            flow = {k: npz[k] for k in npz.files}
+    except (ValueError, KeyError, TypeError, EOFError, OSError, zipfile.BadZipFile) as exc:
+        first = (str(exc).splitlines() or [""])[0][:100]
+        raise RunDirError("run_dir", f"{d / name} is damaged ({type(exc).__name__}: {first})") from None
     return RunFiles(config=config, summary=summary, history=history, flow=flow)
 
 

@@ -15,6 +15,7 @@ that died, and the next run takes it over.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -48,7 +49,13 @@ def _plain(value: Any) -> Any:
 
 def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """The fingerprinted settings of a run's ``config`` (the problem without its display name)."""
-    out = {key: _plain(config.get(key)) for key in FINGERPRINTED}
+    out = {}
+    for key in FINGERPRINTED:
+        try:
+            out[key] = _plain(config.get(key))
+        except (TypeError, ValueError) as exc:  # e.g. a user problem whose config() holds an object
+            raise RunDirError(key, f"cannot be recorded in config.json ({str(exc).splitlines()[0][:80]}): "
+                                   "its config() must return JSON values (numbers, strings, lists, dicts)") from None
     if isinstance(out["problem"], dict):
         out["problem"] = {k: v for k, v in out["problem"].items() if k != "name"}
     return out
@@ -115,7 +122,10 @@ def check_writable(directory: Path, what: str = "run_dir", *, keep: bool = True)
     ``keep=False`` removes again the directories it created (a check before the work that writes them).
     """
     directory = Path(directory)
-    created = [p for p in [directory, *directory.parents] if not p.exists()]
+    try:
+        created = [p for p in [directory, *directory.parents] if not p.exists()]
+    except OSError as exc:  # a name too long, a symlink loop
+        raise RunDirError(what, f"cannot use {directory}: {exc.strerror or exc}") from None
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
@@ -209,9 +219,13 @@ def fingerprint_of(directory: str | Path) -> str | None:
 
 
 def release_all() -> None:
-    """Release every run directory this process holds (the CLI on an interrupt)."""
+    """Release every run directory this process holds, removing its lock file (the CLI when a command ends, however
+    it ends; and at interpreter exit, so that a run that raised leaves no stale ``.mfgsolve.lock``)."""
     for run in list(_HELD.values()):
         run.release()
+
+
+atexit.register(release_all)
 
 
 # ------------------------------------------------------------------------------------------------------ claim

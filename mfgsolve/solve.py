@@ -138,6 +138,13 @@ def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, stop: Any, flow:
         if not callable(getattr(problem, name, None)):
             hint = " (load it with mfgsolve.load_problem)" if isinstance(problem, (str, Path)) else ""
             raise SpecError("problem", f"expected a Problem, got {type(problem).__name__}{hint}")
+    for name in ("n", "p", "T"):
+        value = getattr(problem, name, None)
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise SpecError("problem", f"{name} must be a positive integer, got {value!r}")
+    if not callable(getattr(problem, "config", None)):  # recorded in config.json (the run's fingerprint)
+        raise SpecError("problem", f"{type(problem).__name__} has no config() method: give it one returning a "
+                                   "JSON-able dict that describes the problem (recorded in config.json)")
     if not callable(getattr(oracle, "best_response", None)):
         raise SpecError("oracle", f"expected an oracle (e.g. mfgsolve.ExactLQOracle()), got {type(oracle).__name__}")
     for name, value, kinds, what in (

@@ -79,6 +79,24 @@ def _params(overrides: dict[str, Any]) -> dict[str, Any]:
     return p
 
 
+#: Largest grid program of the reference: T * points^2 transport variables. The default (T = 10, 41 points) has
+#: 16810 and solves in a few seconds; the interior point's time and memory grow faster than the size (the audit's
+#: points = 400, 1.6 million variables, held 4.4 GB after 40 s without an answer).
+MAX_GRID_VARIABLES = 250_000
+#: Bytes of solver memory per transport variable, measured at points = 400 (a lower bound: the solve was unfinished).
+_BYTES_PER_VARIABLE = 2800
+
+
+def _check_grid_size(params: dict[str, Any]) -> None:
+    """Refuse, up front and with an estimate, a grid program far too large to solve (a :class:`SpecError`)."""
+    size = params["T"] * params["points"] ** 2
+    if size > MAX_GRID_VARIABLES:
+        gib = size * _BYTES_PER_VARIABLE / 2**30
+        raise SpecError("points", f"the grid reference would have T * points^2 = {size:,} transport variables "
+                                  f"(at least {gib:.1f} GiB and far longer than the default's 16,810 in a few "
+                                  f"seconds); at most {MAX_GRID_VARIABLES:,}: lower points or T")
+
+
 def grid_model(params: dict[str, Any]) -> GridPotentialMFG:
     """The issue's grid model as a :class:`mfgsolve.GridPotentialMFG` (``params`` validated)."""
     p = params
@@ -149,6 +167,7 @@ class CrowdAversion:
         certify itself; :func:`mfgsolve.solve` then runs without a reference.
         """
         if self._reference is None:
+            _check_grid_size(self.params)
             try:
                 self._reference = solve_potential(self.grid_model())
             except UncertifiedReferenceError as exc:

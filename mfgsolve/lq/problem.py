@@ -54,6 +54,8 @@ LQ_TERMS: dict[str, tuple[str, ...]] = {
     "Qbar": ("n", "n"), "H": ("n", "n"), "QbarT": ("n", "n"), "HT": ("n", "n"),
 }
 _META_KEYS = {"family", "name", "description", "T"}
+#: Largest magnitude of a spec entry: products of a few such terms (x'QT x, A'PA) stay within double precision.
+MAX_MAGNITUDE = 1e50
 _SYMMETRIC = ("Q", "R", "W", "QT", "WT", "Qbar", "QbarT")
 _COVARIANCES = ("Sigma_w", "Sigma0")
 
@@ -98,6 +100,9 @@ def _as_array(key: str, value: object) -> np.ndarray:
         raise SpecError(key, f"must be a number or a (nested) list of numbers, got {type(value).__name__}")
     if not np.all(np.isfinite(arr)):
         raise SpecError(key, "contains a non-finite number")
+    if arr.size and float(np.abs(arr).max()) > MAX_MAGNITUDE:
+        raise SpecError(key, f"an entry of magnitude {float(np.abs(arr).max()):.3g} is beyond {MAX_MAGNITUDE:g} "
+                             "(the exact solve would overflow double precision; rescale the problem)")
     return arr
 
 
@@ -164,6 +169,13 @@ def _coefficients(spec: Mapping[str, Any]) -> LQCoefficients:
     return LQCoefficients(T=T, **full)
 
 
+def _largest(coef: LQCoefficients) -> str:
+    """The term of largest magnitude, e.g. ``A = 1e+20`` (for messages)."""
+    terms = {k: float(np.abs(v).max()) for k, v in coef.as_dict().items() if k != "T" and np.size(v)}
+    key = max(terms, key=lambda k: terms[k])
+    return f"{key} = {terms[key]:.3g}"
+
+
 class LQProblem:
     """A linear-quadratic mean field game (DESIGN.md's convention) as a batched torch :class:`Problem`.
 
@@ -200,7 +212,11 @@ class LQProblem:
         self.coef = coef
         self.name = name
         self.spec = dict(spec) if spec is not None else None
-        self.riccati = riccati(coef)  # validates R + B'P_{t+1}B > 0 for every t
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below, in one line
+            self.riccati = riccati(coef)  # validates R + B'P_{t+1}B > 0 for every t
+        if not all(np.all(np.isfinite(a)) for a in (self.riccati.P, self.riccati.K, self.riccati.G)):
+            raise SpecError("spec", f"the Riccati recursion overflows double precision over T={coef.T} steps "
+                                    f"(largest term {_largest(coef)}); rescale the problem or shorten T")
         self.n, self.p, self.T = coef.n, coef.p, coef.T
         self._noise_sqrt = psd_sqrt(coef.Sigma_w)
         self._x0_sqrt = psd_sqrt(coef.Sigma0)
@@ -268,7 +284,19 @@ class LQProblem:
 
     @cached_property
     def _reference(self) -> LQReference:
-        return equilibrium(self.coef, self.riccati)
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                ref = equilibrium(self.coef, self.riccati)
+        except (RuntimeError, np.linalg.LinAlgError, OverflowError, FloatingPointError) as exc:
+            # a singular or non-finite factor: the fixed-point system is beyond double precision (not a proof
+            # that no equilibrium exists, which is NoEquilibriumError's meaning)
+            raise SpecError("spec", f"the exact equilibrium cannot be computed in double precision "
+                                    f"({str(exc).splitlines()[0][:80]}; largest term {_largest(self.coef)}, "
+                                    f"T={self.coef.T}); rescale the problem or shorten T") from None
+        if not all(np.all(np.isfinite(np.asarray(a))) for a in (getattr(ref, "mean", 0.0), getattr(ref, "cov", 0.0))):
+            raise SpecError("spec", f"the exact equilibrium overflows double precision (largest term "
+                                    f"{_largest(self.coef)}, T={self.coef.T}); rescale the problem or shorten T")
+        return ref
 
     def reference(self) -> LQReference:
         """The exact equilibrium (computed once). Raises NoEquilibriumError when it is not unique."""
