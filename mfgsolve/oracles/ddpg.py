@@ -75,6 +75,7 @@ from mfgsolve.learn.networks import ACTIVATIONS, Actor, Critic, init_parameters,
 from mfgsolve.learn.replay import ReplayBuffer, ReplaySample
 from mfgsolve.learn.scaling import flow_standardisation, reward_scale
 from mfgsolve.learn.seeding import named_generators
+from mfgsolve.oracles.settings import check_fields
 from mfgsolve.oracles.base import BestResponseInfo, LearnedOracle
 from mfgsolve.policies import Policy
 from mfgsolve.problem import Problem
@@ -202,6 +203,7 @@ class DDPGConfig:
     """Progress bar on stderr; ``None``: only when stderr is a terminal."""
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types and sizes, by annotation (the same check as make_oracle)
         def need(ok: bool, field: str, what: str) -> None:
             if not ok:
                 raise SpecError(field, f"{what}, got {getattr(self, field)!r}")

@@ -53,6 +53,7 @@ from mfgsolve.learn.networks import ACTIVATIONS, TIME_FEATURES, init_parameters,
 from mfgsolve.learn.replay import RingBuffer
 from mfgsolve.learn.scaling import flow_standardisation, reward_scale
 from mfgsolve.learn.seeding import named_generators
+from mfgsolve.oracles.settings import check_fields
 from mfgsolve.oracles.base import BestResponseInfo, LearnedOracle
 from mfgsolve.policies import Policy
 from mfgsolve.problem import Problem
@@ -240,6 +241,7 @@ class MFQConfig:
     """Agents of the final evaluation (the value reported in the history)."""
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types and sizes, by annotation (the same check as make_oracle)
         _check(self, ("n_agents", "batch_size", "replay_size", "hidden", "encoder_dim", "eval_agents"),
                ("action_bound", "lr"), ("tau", "epsilon", "epsilon_final"))
         if self.actions < 2:
@@ -367,6 +369,7 @@ class MFACConfig:
     """Agents of the final evaluation (the value reported in the history)."""
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types and sizes, by annotation (the same check as make_oracle)
         _check(self, ("n_agents", "hidden", "encoder_dim", "eval_agents"),
                ("action_bound", "actor_lr", "critic_lr", "init_std"), ())
         if self.entropy < 0:

@@ -37,11 +37,19 @@ def _factory(name: str) -> Callable[..., Oracle]:
     return registered[name].load()
 
 
-def oracle_settings(name: str) -> tuple[str, ...]:
-    """The settings a registered oracle takes (the fields of its ``settings_type`` dataclass; none for an oracle
-    without settings, such as the exact one)."""
+def _setting_types(name: str) -> dict[str, str]:
+    """Each setting of a registered oracle (the fields of its ``settings_type`` dataclass; none for an oracle
+    without settings, such as the exact one) and its annotation as text (``"int | None"``)."""
     kind = getattr(_factory(name), "settings_type", None)
-    return tuple(f.name for f in fields(kind)) if kind is not None and is_dataclass(kind) else ()
+    if kind is None or not is_dataclass(kind):
+        return {}
+    return {f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            for f in fields(kind)}
+
+
+def oracle_settings(name: str) -> tuple[str, ...]:
+    """The settings a registered oracle takes (none for an oracle without settings, such as the exact one)."""
+    return tuple(_setting_types(name))
 
 
 def make_oracle(name: str, **settings: Any) -> Oracle:
@@ -53,12 +61,14 @@ def make_oracle(name: str, **settings: Any) -> Oracle:
         For an unknown name, a setting the oracle does not take (naming the known ones) or a bad value.
     """
     factory = _factory(name)
-    known = oracle_settings(name)
-    for key in settings:
-        if key not in known:
-            takes = f"known: {', '.join(sorted(known))}" if known else "it takes none"
+    types = _setting_types(name)
+    for key in settings:  # the values are checked by the settings type itself (mfgsolve.oracles.settings)
+        if key not in types:
+            takes = f"known: {', '.join(sorted(types))}" if types else "it takes none"
             raise SpecError("oracle", f"{name} has no setting {key!r} ({takes})")
     try:
         return factory(**settings)
+    except SpecError:  # already names the setting
+        raise
     except (TypeError, ValueError) as exc:
         raise SpecError("oracle", f"{name}: {str(exc).splitlines()[0]}") from None
