@@ -105,11 +105,13 @@ def test_config_is_validated_at_the_boundary():
 
 
 def test_for_run_fills_the_seed_and_the_budget_left_open():
-    run = PathwiseOracle(**TINY).for_run(seed=9, updates=99)
+    run = PathwiseOracle(updates=None, **TINY).for_run(seed=9, updates=99)
     assert (run.cfg.seed, run.cfg.updates) == (9, 99)
+    own = PathwiseOracle(**TINY).for_run(seed=9, updates=99)  # the oracle's own default budget is a budget
+    assert (own.cfg.seed, own.cfg.updates) == (9, PathwiseConfig().updates)
     given = PathwiseOracle(seed=1, updates=5, **TINY)
     assert given.for_run(seed=9, updates=99) is given
-    timed = PathwiseOracle(seed=None, seconds=2.0, **TINY).for_run(seed=9, updates=99)
+    timed = PathwiseOracle(seed=None, updates=None, seconds=2.0, **TINY).for_run(seed=9, updates=99)
     assert (timed.cfg.seed, timed.cfg.updates, timed.cfg.seconds) == (9, None, 2.0)
     assert run.config()["name"] == "pathwise" and "progress" not in run.config()
 
