@@ -23,6 +23,7 @@ from mfgsolve.options import Evaluation, Gaussian, Particles, RunDir, Stop
 from mfgsolve.nplayer import MADDPG, MADDPGConfig, NashGap, NPlayerGame, lq_epsilon_nash
 from mfgsolve.oracles import BestResponseInfo, DDPGConfig, DDPGOracle, DDPGPolicy, ExactLQOracle, Oracle
 from mfgsolve.oracles import MFACConfig, MFACOracle, MFQConfig, MFQOracle, NoPopDDPGOracle
+from mfgsolve.oracles import PathwiseConfig, PathwiseOracle
 from mfgsolve.policies import AffinePolicy, MixturePolicy, Policy
 from mfgsolve.population import propagate, static_flow
 from mfgsolve.problem import Problem, Reference
@@ -75,6 +76,8 @@ __all__ = [
     "NoPopDDPGOracle",
     "Oracle",
     "ParticleFlow",
+    "PathwiseConfig",
+    "PathwiseOracle",
     "Picard",
     "Policy",
     "PotentialReference",
