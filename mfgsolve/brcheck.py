@@ -19,11 +19,13 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from mfgsolve.errors import SpecError
 from mfgsolve.evaluation import cost_difference
 from mfgsolve.flows import GaussianFlow
+from mfgsolve.lq.problem import LQProblem
 from mfgsolve.gap import Gap
 from mfgsolve.oracles.base import Oracle
 from mfgsolve.policies import AffinePolicy
@@ -113,7 +115,14 @@ def br_check(
     SpecError
         When the problem has no exact reference to check against.
     """
-    ref = problem.reference() if hasattr(problem, "reference") else None
+    if not callable(getattr(oracle, "best_response", None)):
+        raise SpecError("oracle", f"expected an oracle (e.g. mfgsolve.make_oracle('ddpg')), got {oracle!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+        raise SpecError("seed", f"must be an integer in [0, 2^63), got {seed!r}")
+    if not isinstance(problem, LQProblem):  # before any reference is computed: only LQ references have the policy
+        raise SpecError("PROBLEM", f"{getattr(problem, 'name', problem)} has no exact LQ equilibrium to check a "
+                                   "best response against")
+    ref = problem.reference()
     if ref is None or not all(hasattr(ref, k) for k in ("mean", "cov", "K", "k", "J")):
         raise SpecError("PROBLEM", f"{getattr(problem, 'name', problem)} has no exact equilibrium to check a best response against")
     m = GaussianFlow.from_numpy(ref.mean, ref.cov)

@@ -28,6 +28,8 @@ import numpy as np
 import ot
 import torch
 
+from mfgsolve.errors import SpecError
+
 from mfgsolve._linalg import psd_sqrt
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.gap import Gap
@@ -166,10 +168,16 @@ def wasserstein(
     >>> [round(float(mfg.wasserstein(a, b, method=k)[0]), 12) for k in ("coupling", "moments")]
     [0.5, 0.5]
     """
+    for name, m in (("m1", m1), ("m2", m2)):
+        if not isinstance(m, (GaussianFlow, ParticleFlow)):
+            raise SpecError(name, f"expected a GaussianFlow or ParticleFlow, got {type(m).__name__}")
     if m1.T != m2.T or m1.n != m2.n:
-        raise ValueError("flows differ in horizon or dimension")
+        raise SpecError("m2", f"flows differ in horizon or dimension ({m1.T}, {m1.n} against {m2.T}, {m2.n})")
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
+        raise SpecError("method", f"unknown method {method!r} (choose from {', '.join(METHODS)})")
+    for name, value, least in (("p", p, 1), ("max_points", max_points, 2), ("n_projections", n_projections, 1)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
+            raise SpecError(name, f"must be an integer >= {least}, got {value!r}")
     if method == "moments":
         if p != 2:
             raise ValueError("the moment (Gelbrich) bound is for W_2 only")

@@ -131,7 +131,8 @@ def _load_checkpoint(run_dir: Path, oracle: Oracle, fingerprint: str) -> _LoopSt
 
 
 def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, stop: Any, flow: Any, seed: Any,
-                     initial_flow: Any, evaluation: Any, run_dir: Any) -> None:
+                     initial_flow: Any, evaluation: Any, run_dir: Any, callback: Any = None,
+                     metadata: Any = None) -> None:
     """Types and ranges of :func:`solve`'s arguments, each refused with a :class:`SpecError` naming it (the
     option objects check their own fields when they are made)."""
     for name in ("sample_x0", "step", "reward", "terminal_reward"):
@@ -155,6 +156,10 @@ def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, stop: Any, flow:
             ("run_dir", run_dir, (RunDir, str, os.PathLike), "a directory path or a RunDir(path, resume, overwrite)")):
         if value is not None and not isinstance(value, kinds):
             raise SpecError(name, f"expected {what}, got {value!r}")
+    if callback is not None and not callable(callback):
+        raise SpecError("callback", f"expected a function of an IterationRecord, got {callback!r}")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise SpecError("metadata", f"expected a dict of config.json entries, got {type(metadata).__name__}")
     if isinstance(flow, Gaussian) and not getattr(oracle, "exact", False):
         raise SpecError("flow", "gaussian flows are exact only for the exact oracle's affine policies; use particles")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:
@@ -287,7 +292,7 @@ def solve(
         answered (:meth:`Policy.bind`), so that exploitabilities evaluate the strategies that were computed.
     """
     _check_arguments(problem, oracle, scheme, stop=stop, flow=flow, seed=seed, initial_flow=initial_flow,
-                     evaluation=evaluation, run_dir=run_dir)
+                     evaluation=evaluation, run_dir=run_dir, callback=callback, metadata=metadata)
     preset = preset_for(oracle)
     scheme = preset.scheme() if scheme is None else scheme
     stop = Stop() if stop is None else stop
@@ -337,112 +342,114 @@ def solve(
         settings = rundir.run_settings(config)
         claim = rundir.claim(run.path, settings, resume=run.resume, overwrite=run.overwrite)
         config["fingerprint"] = claim.fingerprint
-    if claim is not None and claim.has_checkpoint:
-        assert out is not None
-        st = _load_checkpoint(out, oracle, claim.fingerprint)
-        generator.set_state(st.torch_state)
-        eval_generator.set_state(st.eval_state)
-        rng.bit_generator.state = st.numpy_state
-    else:
-        m0 = initial_flow if initial_flow is not None else static_flow(
-            problem, kind=kind, n=particles, generator=torch.Generator().manual_seed(crn))
-        st = _LoopState(k=0, m=m0, policy=None, warm=None, history=[], gaps=[], floors=[], cosines=[], last_step=None,
-                        elapsed=0.0, torch_state=generator.get_state(), numpy_state=rng.bit_generator.state,
-                        eval_state=eval_generator.get_state())
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            write_json(out / "config.json", config)
-    distance = dict(method="auto" if estimator == "closed-form" else estimator, rng=rng)
-    learned = not getattr(oracle, "exact", False)
+    try:  # the directory is released however the run ends (a refused argument, a failed response, Ctrl-C)
+        if claim is not None and claim.has_checkpoint:
+            assert out is not None
+            st = _load_checkpoint(out, oracle, claim.fingerprint)
+            generator.set_state(st.torch_state)
+            eval_generator.set_state(st.eval_state)
+            rng.bit_generator.state = st.numpy_state
+        else:
+            m0 = initial_flow if initial_flow is not None else static_flow(
+                problem, kind=kind, n=particles, generator=torch.Generator().manual_seed(crn))
+            st = _LoopState(k=0, m=m0, policy=None, warm=None, history=[], gaps=[], floors=[], cosines=[], last_step=None,
+                            elapsed=0.0, torch_state=generator.get_state(), numpy_state=rng.bit_generator.state,
+                            eval_state=eval_generator.get_state())
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                write_json(out / "config.json", config)
+        distance = dict(method="auto" if estimator == "closed-form" else estimator, rng=rng)
+        learned = not getattr(oracle, "exact", False)
 
-    converged = bool(st.history) and st.history[-1].gap <= tol
-    blew_up = False
-    start = time.perf_counter() - st.elapsed
-    bar = tqdm(total=iterations, initial=st.k, desc=f"{scheme.name}/{oracle.name}",
-               disable=None if progress is None else not progress)
-    while st.k < iterations and not converged:
-        k, m = st.k, st.m
-        try:
-            pi, info = oracle.best_response(problem, m, warm_start=st.warm)
-        except FloatingPointError as exc:
-            _fail_run(out, problem, oracle, scheme, st, str(exc), time.perf_counter() - start)
-            raise ResponseFailedError(f"best response {k + 1} failed: {exc}") from None
-        mu = propagate(problem, pi, m, kind=kind, n=particles, generator=generator,
-                       noise=torch.Generator().manual_seed(crn))
-        # the response is a strategy against m: bound to it, it stays one inside averages and evaluations
-        m_next, policy = scheme.update(k, m, mu, pi.bind(m), st.policy, generator)
-        if isinstance(m_next, ParticleFlow) and m_next.size > particles:
-            m_next = m_next.resample(particles, generator)
+        converged = bool(st.history) and st.history[-1].gap <= tol
+        blew_up = False
+        start = time.perf_counter() - st.elapsed
+        bar = tqdm(total=iterations, initial=st.k, desc=f"{scheme.name}/{oracle.name}",
+                   disable=None if progress is None else not progress)
+        while st.k < iterations and not converged:
+            k, m = st.k, st.m
+            try:
+                pi, info = oracle.best_response(problem, m, warm_start=st.warm)
+            except FloatingPointError as exc:
+                _fail_run(out, problem, oracle, scheme, st, str(exc), time.perf_counter() - start)
+                raise ResponseFailedError(f"best response {k + 1} failed: {exc}") from None
+            mu = propagate(problem, pi, m, kind=kind, n=particles, generator=generator,
+                           noise=torch.Generator().manual_seed(crn))
+            # the response is a strategy against m: bound to it, it stays one inside averages and evaluations
+            m_next, policy = scheme.update(k, m, mu, pi.bind(m), st.policy, generator)
+            if isinstance(m_next, ParticleFlow) and m_next.size > particles:
+                m_next = m_next.resample(particles, generator)
 
-        residual = flow_distance(m_next, m, **distance)
-        gap = residual if scheme.residual_is_gap else flow_distance(mu, m, **distance)
-        floor = float(np.max(resolution(m_next, **distance)))
-        step = m_next.means() - m.means()
-        prev = st.history[-1].residual if st.history else None
-        rate = running_rate([h.residual for h in st.history] + [residual])
-        expl = exploitability(problem, policy, n=eval_particles, generator=eval_generator, flow=m_next)
-        rec = IterationRecord(
-            iteration=k + 1,
-            residual=residual,
-            gap=gap,
-            ratio=residual / prev if prev else None,
-            rate_estimate=rate,
-            floor=floor,
-            bound=None if scheme.decreasing else posterior_bound(rate, residual, floor),
-            mean_error=mean_error(m_next, reference.mean) if reference is not None else None,
-            reference_w2=flow_distance(m_next, ref_flow, method="moments") if ref_flow is not None else None,
-            exploitability=expl.value if expl else None,
+            residual = flow_distance(m_next, m, **distance)
+            gap = residual if scheme.residual_is_gap else flow_distance(mu, m, **distance)
+            floor = float(np.max(resolution(m_next, **distance)))
+            step = m_next.means() - m.means()
+            prev = st.history[-1].residual if st.history else None
+            rate = running_rate([h.residual for h in st.history] + [residual])
+            expl = exploitability(problem, policy, n=eval_particles, generator=eval_generator, flow=m_next)
+            rec = IterationRecord(
+                iteration=k + 1,
+                residual=residual,
+                gap=gap,
+                ratio=residual / prev if prev else None,
+                rate_estimate=rate,
+                floor=floor,
+                bound=None if scheme.decreasing else posterior_bound(rate, residual, floor),
+                mean_error=mean_error(m_next, reference.mean) if reference is not None else None,
+                reference_w2=flow_distance(m_next, ref_flow, method="moments") if ref_flow is not None else None,
+                exploitability=expl.value if expl else None,
+                relative_exploitability=expl.relative if expl else None,
+                exploitability_se=expl.se if expl else None,
+                br_value=info.value,
+                br_seconds=info.seconds,
+                seconds=time.perf_counter() - start,
+            )
+            st = _LoopState(
+                k=k + 1, m=m_next, policy=policy, warm=pi, history=st.history + [rec], gaps=st.gaps + [gap],
+                floors=st.floors + [floor],
+                cosines=st.cosines + [_cosine(step, st.last_step)], last_step=step, elapsed=rec.seconds,
+                torch_state=generator.get_state(), numpy_state=rng.bit_generator.state,
+                eval_state=eval_generator.get_state(),
+            )
+            if out is not None:
+                write_history(out / "history.csv", st.history)
+                _save_checkpoint(out, st, oracle)
+            if callback is not None:
+                callback(rec)
+            bar.update(1)
+            bar.set_postfix(gap=f"{gap:.3g}")
+            converged = gap <= tol
+            if not math.isfinite(residual) or residual > BLOWUP * max(st.history[0].residual, 1e-300):
+                blew_up = True
+                break
+        bar.close()
+        history = st.history
+        wall = time.perf_counter() - start
+
+        # the summary's exploitability: exact where it can be, else an accurate Monte-Carlo estimate of the final policy
+        expl = exploitability(problem, st.policy, n=final_eval_particles, generator=eval_generator, flow=st.m)
+        verdict = diagnose(
+            st.gaps,
+            st.cosines,
+            floors=st.floors,
+            learned=learned,
+            converged=converged,
+            blew_up=blew_up,
+            decreasing_weights=scheme.decreasing,
+            scheme=scheme.name,
+            alpha=scheme.damping,
+            tol=tol,
+            no_equilibrium=no_equilibrium,
             relative_exploitability=expl.relative if expl else None,
-            exploitability_se=expl.se if expl else None,
-            br_value=info.value,
-            br_seconds=info.seconds,
-            seconds=time.perf_counter() - start,
         )
-        st = _LoopState(
-            k=k + 1, m=m_next, policy=policy, warm=pi, history=st.history + [rec], gaps=st.gaps + [gap],
-            floors=st.floors + [floor],
-            cosines=st.cosines + [_cosine(step, st.last_step)], last_step=step, elapsed=rec.seconds,
-            torch_state=generator.get_state(), numpy_state=rng.bit_generator.state,
-            eval_state=eval_generator.get_state(),
-        )
+        summary = _summary(problem, oracle, scheme, history, converged=converged and verdict.diagnosis != "failed-response",
+                           diagnosis=verdict.diagnosis, advice=verdict.advice, expl=expl, reference=reference, wall=wall,
+                           suggestion=verdict.suggestion)
+        assert st.policy is not None
+        result = SolveResult(history=tuple(history), summary=summary, flow=st.m, policy=st.policy, config=config)
         if out is not None:
-            write_history(out / "history.csv", st.history)
-            _save_checkpoint(out, st, oracle)
-        if callback is not None:
-            callback(rec)
-        bar.update(1)
-        bar.set_postfix(gap=f"{gap:.3g}")
-        converged = gap <= tol
-        if not math.isfinite(residual) or residual > BLOWUP * max(st.history[0].residual, 1e-300):
-            blew_up = True
-            break
-    bar.close()
-    history = st.history
-    wall = time.perf_counter() - start
-
-    # the summary's exploitability: exact where it can be, else an accurate Monte-Carlo estimate of the final policy
-    expl = exploitability(problem, st.policy, n=final_eval_particles, generator=eval_generator, flow=st.m)
-    verdict = diagnose(
-        st.gaps,
-        st.cosines,
-        floors=st.floors,
-        learned=learned,
-        converged=converged,
-        blew_up=blew_up,
-        decreasing_weights=scheme.decreasing,
-        scheme=scheme.name,
-        alpha=scheme.damping,
-        tol=tol,
-        no_equilibrium=no_equilibrium,
-        relative_exploitability=expl.relative if expl else None,
-    )
-    summary = _summary(problem, oracle, scheme, history, converged=converged and verdict.diagnosis != "failed-response",
-                       diagnosis=verdict.diagnosis, advice=verdict.advice, expl=expl, reference=reference, wall=wall,
-                       suggestion=verdict.suggestion)
-    assert st.policy is not None
-    result = SolveResult(history=tuple(history), summary=summary, flow=st.m, policy=st.policy, config=config)
-    if out is not None:
-        save_run(result, out)
-    if claim is not None:
-        claim.release()
-    return result
+            save_run(result, out)
+        return result
+    finally:
+        if claim is not None:
+            claim.release()

@@ -45,7 +45,7 @@ class ActionMap:
     @classmethod
     def of(cls, problem: Problem, scale: float) -> ActionMap:
         """The map of ``problem``'s action bounds, with ``scale`` for an unbounded problem."""
-        return cls(problem.action_low, problem.action_high, scale)
+        return cls(getattr(problem, "action_low", None), getattr(problem, "action_high", None), scale)
 
     def to_action(self, u: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """Problem actions, in ``dtype``, of the unit actions ``u`` ``(B, p)``."""

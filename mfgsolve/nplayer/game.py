@@ -48,6 +48,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from mfgsolve.errors import SpecError
 from mfgsolve.evaluation import CostEstimate
 from mfgsolve.flows import Flow, ParticleFlow
 from mfgsolve.gap import Gap
@@ -224,8 +225,15 @@ def lq_epsilon_nash(problem: LQProblem, policy: AffinePolicy, N: int) -> NashGap
     >>> abs(gap.J_policy - ref.J) < 1e-4, 0 <= gap.value < 1e-6
     (True, True)
     """
-    if N < 2:
-        raise ValueError(f"an N-player game needs N >= 2, got {N}")
+    if not isinstance(problem, LQProblem):
+        raise SpecError("problem", f"the exact epsilon-Nash needs an LQ problem, got {type(problem).__name__}")
+    if not isinstance(policy, AffinePolicy):
+        raise SpecError("policy", f"the exact epsilon-Nash is of an affine policy, got {type(policy).__name__}")
+    if np.shape(policy.K) != (problem.T, problem.p, problem.n) or np.shape(policy.k) != (problem.T, problem.p):
+        raise SpecError("policy", f"K {np.shape(policy.K)} and k {np.shape(policy.k)} do not fit the problem "
+                                  f"({problem.T}, {problem.p}, {problem.n})")
+    if not isinstance(N, (int, np.integer)) or isinstance(N, bool) or N < 2:
+        raise SpecError("N", f"an N-player game needs an integer N >= 2, got {N!r}")
     c = problem.coef
     n, p, T = c.n, c.p, c.T
     d = 2 * n + 1

@@ -413,7 +413,7 @@ class DDPGLearner:
         """Fresh networks, optimisers and replay; the state standardisation is fixed from ``m``."""
         loc, scale = flow_standardisation(m, problem.T)
         return cls.create(cfg, (problem.n, problem.p, problem.T), loc, scale,
-                          (problem.action_low, problem.action_high), generators, reward_scale=cfg.reward_scale)
+                          (getattr(problem, "action_low", None), getattr(problem, "action_high", None)), generators, reward_scale=cfg.reward_scale)
 
     @classmethod
     def create(cls, cfg: DDPGConfig, dims: tuple[int, int, int], loc: torch.Tensor, scale: torch.Tensor,

@@ -263,7 +263,7 @@ class PathwiseOracle(LearnedOracle):
         """A fresh actor (from the ``init`` stream) for states standardised by ``loc``, ``scale``; its Adam."""
         cfg, g = self.settings, self.generators["init"]
         n, p, T = problem.n, problem.p, problem.T
-        self._make(cfg, (n, p, T), loc, scale, (problem.action_low, problem.action_high), g)
+        self._make(cfg, (n, p, T), loc, scale, (getattr(problem, "action_low", None), getattr(problem, "action_high", None)), g)
 
     def _make(self, cfg: PathwiseConfig, dims: tuple[int, int, int], loc: torch.Tensor, scale: torch.Tensor,
               bounds: tuple[torch.Tensor | None, torch.Tensor | None], g: torch.Generator) -> None:
