@@ -238,7 +238,7 @@ def test_cli_takes_a_parametrised_oracle(sb3_registered, tmp_path):
     from mfgsolve.cli import main
 
     out = tmp_path / "run"
-    assert main(["solve", "lq-1d", "--oracle", "sb3:TD3", "--iterations", "1", "--br-updates", "60", "--quiet",
+    assert main(["solve", "lq-1d", "--oracle", "sb3:TD3", "--iterations", "1", "--br-updates", "60", "--quiet", "--particles", "256", "--threads", "1",
                  "--br-set", "learning_starts=20", "--br-set", "batch_size=16", "--br-set", "eval_agents=32",
                  "--out", str(out)]) == 0
     oracle = json.loads((out / "config.json").read_text())["oracle"]
