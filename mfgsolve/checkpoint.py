@@ -49,6 +49,7 @@ SAFE_CLASSES = (
     "mfgsolve.oracles.mfrl:MFNetPolicy",
     "mfgsolve.oracles.mfrl:_MFNet",
     "mfgsolve.oracles.mfrl:_Inputs",
+    "mfgsolve.oracles.sb3:SB3Policy",
 )
 
 

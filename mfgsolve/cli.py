@@ -18,7 +18,7 @@ __all__ = ["main"]
 from mfgsolve.presets import BR_CHECK_UPDATES, EXACT, LEARNED, default_threads
 
 #: The oracles of mfgsolve's own registry (``mfgsolve.oracles`` entry points), for the help text.
-ORACLES = ("exact", "ddpg", "ddpg-nopop", "mf-q", "mf-ac")
+ORACLES = ("exact", "ddpg", "ddpg-nopop", "mf-q", "mf-ac", "pathwise", "sb3:SAC|TD3|DDPG|PPO")
 
 
 THREADS_HELP = (
