@@ -250,3 +250,24 @@ def test_sb3_registered_after_install():
     if "sb3" not in registry.available_oracles():
         pytest.skip("the installed metadata has no sb3 entry point yet: pip install -e '.[rl]'")
     assert registry.make_oracle("sb3:PPO", updates=10).cfg.algo == "PPO"
+
+
+def test_episodes_with_the_exact_best_response_return_the_exact_cost():
+    # the environment is the game itself: the exact LQ best response to the equilibrium flow, played as an agent,
+    # earns minus the exact equilibrium cost J* within its Monte-Carlo standard error
+    from mfgsolve.envs import FrozenFlowVectorEnv
+
+    pb = mfg.load_problem("lq-1d")
+    ref = pb.reference()
+    agents = 20_000
+    env = FrozenFlowVectorEnv(pb, mfg.GaussianFlow.from_numpy(ref.mean, ref.cov), agents, bounded=False)
+    obs, _ = env.reset(seed=0)
+    ret = np.zeros(agents)
+    for t in range(pb.T):
+        x = obs[:, : pb.n].astype(np.float64)
+        obs, reward, terminated, truncated, _ = env.step((-(x @ ref.K[t].T) - ref.k[t]).astype(np.float32))
+        ret += reward
+    assert terminated.all() and not truncated.any()
+    cost = -ret
+    se = cost.std(ddof=1) / np.sqrt(agents)
+    assert abs(cost.mean() - ref.J) < 4 * se, (cost.mean(), ref.J, se)
