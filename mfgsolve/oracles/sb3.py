@@ -242,6 +242,7 @@ class SB3Oracle(LearnedOracle):
         if algo is not None:
             overrides = {**overrides, "algo": algo}
         self.cfg = SB3Config(**{**asdict(base), **overrides}) if overrides else base
+        self.name = f"sb3:{self.cfg.algo}"  # as --oracle names it; the run's summary says which algorithm
         _sb3()  # one SpecError line without the optional packages
         self.calls = 0
         self.model: Any = None
