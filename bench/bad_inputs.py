@@ -486,6 +486,14 @@ def build_cases() -> None:
 
 
 # ------------------------------------------------------------------------------------------------- runner
+def _console_script():
+    """The ``mfgsolve`` console script's function, as the installed entry point names it (CLI cases run what a
+    user's shell runs, in a forked child)."""
+    from importlib.metadata import entry_points
+
+    return entry_points(group="console_scripts")["mfgsolve"].load()
+
+
 def _child(case: Case, scratch: Path) -> None:
     """In the forked child: run ``case`` in ``scratch``, stdout/stderr into files; never returns."""
     os.setpgid(0, 0)
@@ -500,7 +508,7 @@ def _child(case: Case, scratch: Path) -> None:
     code = 1
     import traceback
 
-    from mfgsolve.cli import main
+    main = _console_script()
 
     holders: list[int] = []
 
@@ -680,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     _use_checkout_problems()
     if not args.isolated:
         import mfgsolve  # noqa: F401  the import the forked children share
-        import mfgsolve.cli  # noqa: F401
+        _console_script()  # loaded once, before the children fork
     rows, counts = [], {}
     t0 = time.monotonic()
     for i, case in selected:

@@ -208,11 +208,6 @@ class DDPGConfig:
             if not ok:
                 raise SpecError(field, f"{what}, got {getattr(self, field)!r}")
 
-        need(self.seed is None or (isinstance(self.seed, int) and self.seed >= 0), "seed",
-             "must be a non-negative integer or None")
-        need(self.updates is None or self.updates >= 1, "updates", "must be a positive integer or None")
-        need(self.seconds is None or (self.seconds > 0 and math.isfinite(self.seconds)), "seconds",
-             "must be a positive number or None")
         for name in ("n_agents", "batch_size", "replay_size", "updates_per_step", "warmup_episodes", "hidden",
                      "encoder_dim", "hist_bins", "particles", "attention_heads", "policy_delay", "eval_every", "n_step"):
             need(getattr(self, name) >= 1, name, "must be a positive integer")

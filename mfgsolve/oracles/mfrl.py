@@ -108,12 +108,6 @@ class MFNetPolicy(Policy):
 
 
 def _check(cfg: Any, positive_int: tuple[str, ...], positive: tuple[str, ...], unit: tuple[str, ...]) -> None:
-    if not (cfg.seed is None or (isinstance(cfg.seed, int) and cfg.seed >= 0)):
-        raise SpecError("seed", f"must be a non-negative integer or None, got {cfg.seed!r}")
-    if cfg.updates is not None and cfg.updates < 1:
-        raise SpecError("updates", f"must be a positive integer or None, got {cfg.updates!r}")
-    if cfg.seconds is not None and not (cfg.seconds > 0 and math.isfinite(cfg.seconds)):
-        raise SpecError("seconds", f"must be a positive number or None, got {cfg.seconds!r}")
     for name in positive_int:
         if getattr(cfg, name) < 1:
             raise SpecError(name, f"must be a positive integer, got {getattr(cfg, name)!r}")

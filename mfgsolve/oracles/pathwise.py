@@ -51,6 +51,7 @@ from mfgsolve.learn.encoders import ENCODERS, make_encoder
 from mfgsolve.learn.networks import ACTIVATIONS, Actor, init_parameters, time_features
 from mfgsolve.learn.scaling import flow_standardisation
 from mfgsolve.learn.seeding import named_generators
+from mfgsolve.oracles.settings import check_fields
 from mfgsolve.oracles.base import BestResponseInfo, LearnedOracle
 from mfgsolve.oracles.ddpg import DDPGPolicy, FlowContext, flow_context
 from mfgsolve.problem import Problem
@@ -116,15 +117,11 @@ class PathwiseConfig:
     """Progress bar on stderr; ``None``: only when stderr is a terminal."""
 
     def __post_init__(self) -> None:
+        check_fields(self)  # types, sizes and the budget fields (the same check as make_oracle)
         def need(ok: bool, field: str, what: str) -> None:
             if not ok:
                 raise SpecError(field, f"{what}, got {getattr(self, field)!r}")
 
-        need(self.seed is None or (isinstance(self.seed, int) and self.seed >= 0), "seed",
-             "must be a non-negative integer or None")
-        need(self.updates is None or self.updates >= 1, "updates", "must be a positive integer or None")
-        need(self.seconds is None or (self.seconds > 0 and math.isfinite(self.seconds)), "seconds",
-             "must be a positive number or None")
         for name in ("batch", "hidden", "encoder_dim", "eval_every"):
             need(getattr(self, name) >= 1, name, "must be a positive integer")
         need(self.eval_agents >= 2, "eval_agents", "must be at least 2")

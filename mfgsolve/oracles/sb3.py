@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import io
-import math
 import random
 import sys
 import time
@@ -120,10 +119,6 @@ class SB3Config:
             if not ok:
                 raise SpecError(name, f"{what}, got {getattr(self, name)!r}")
 
-        need(self.seed is None or self.seed >= 0, "seed", "must be a non-negative integer or None")
-        need(self.updates is None or self.updates >= 1, "updates", "must be a positive integer or None")
-        need(self.seconds is None or (self.seconds > 0 and math.isfinite(self.seconds)), "seconds",
-             "must be a positive number or None")
         for name in ("buffer_size", "n_steps", "n_epochs", "hidden", "layers", "eval_agents"):
             need(getattr(self, name) >= 1, name, "must be a positive integer")
         need(self.batch_size >= 2, "batch_size", "must be at least 2")

@@ -12,7 +12,7 @@ import numpy as np
 
 from mfgsolve.errors import SpecError
 
-__all__ = ["check_setting", "check_fields"]
+__all__ = ["check_setting", "check_fields", "check_budget"]
 
 
 #: Largest value of an integer size setting (agents, batch, replay...): beyond it the tensors it sizes cannot fit in
@@ -52,7 +52,22 @@ def check_setting(key: str, value: Any, annotation: str) -> None:
         raise SpecError(key, f"expected true or false, got {value!r}")
 
 
+def check_budget(settings: Any) -> None:
+    """The fields every learned oracle shares: ``seed`` (``None``: the run's), ``updates`` and ``seconds`` (the
+    budget; ``None`` for both: the run's)."""
+    seed, updates, seconds = settings.seed, settings.updates, settings.seconds
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0):
+        raise SpecError("seed", f"must be a non-negative integer or None, got {seed!r}")
+    if updates is not None and (not isinstance(updates, (int, np.integer)) or isinstance(updates, bool) or updates < 1):
+        raise SpecError("updates", f"must be a positive integer or None, got {updates!r}")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.integer, np.floating))
+                                or not math.isfinite(seconds) or not seconds > 0):
+        raise SpecError("seconds", f"must be a positive number or None, got {seconds!r}")
+
+
 def check_fields(settings: Any) -> None:
-    """Every field of a settings dataclass checked by :func:`check_setting` against its annotation."""
+    """Every field of a settings dataclass checked by :func:`check_setting` against its annotation, and the
+    shared budget fields by :func:`check_budget`."""
+    check_budget(settings)
     for f in fields(settings):
         check_setting(f.name, getattr(settings, f.name), f.type if isinstance(f.type, str) else f.type.__name__)
