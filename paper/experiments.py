@@ -256,7 +256,8 @@ SPEC_2D = HERE.parent / "bench" / "lq_2d_cross.toml"
 
 def _learned_run(problem: str, scheme: mfg.Scheme, *, seed: int, iterations: int, quick: bool,
                  tag: str) -> mfg.SolveResult:
-    """One DDPG fixed-point run with the CLI's learned defaults (``mfgsolve solve PROBLEM --scheme S --seed s``:
+    """One DDPG fixed-point run with the learned presets (:mod:`mfgsolve.presets`; the run of ``mfgsolve solve
+    PROBLEM --scheme S --seed s``:
     1700 updates per best response, tol 1e-3), saved under ``paper/runs/<tag>`` (a run directory like the CLI's).
     """
     pb = mfg.load_problem(str(SPEC_2D) if problem == "lq-2d" else problem)
