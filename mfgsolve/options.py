@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -42,7 +42,7 @@ class Particles:
 
     n: int | None = None
     metric: Method = "auto"
-    kind: Literal["particles"] = "particles"
+    kind: Literal["particles"] = field(default="particles", init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.n is not None:
@@ -56,7 +56,7 @@ class Gaussian:
     """Carry the flow as Gaussian marginals (mean and covariance per time): exact for an LQ problem with the
     exact oracle's affine policies, compared in closed form."""
 
-    kind: Literal["gaussian"] = "gaussian"
+    kind: Literal["gaussian"] = field(default="gaussian", init=False, repr=False)
 
 
 FlowOption = Union[Particles, Gaussian]

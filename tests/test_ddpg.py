@@ -283,7 +283,7 @@ def test_large_populations_act_in_blocks_with_the_same_actions(monkeypatch: pyte
 
 def test_fictitious_play_mixes_bound_responses() -> None:
     pb = mfg.load_problem("lq-1d", {"T": 3})
-    res = mfg.solve(pb, DDPGOracle(**TINY), scheme=mfg.FictitiousPlay(2.0), stop=mfg.Stop(iterations=3), flow=mfg.Particles(128),
+    res = mfg.solve(pb, DDPGOracle(**TINY), scheme=mfg.FictitiousPlay(2.0), stop=mfg.Stop(iterations=3, tol=1e-10), flow=mfg.Particles(128),
                     progress=False)
     assert isinstance(res.policy, mfg.MixturePolicy) and len(res.policy.components) == 3
     assert all(type(c).__name__ == "MarkovDDPGPolicy" for c in res.policy.components)

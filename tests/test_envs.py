@@ -242,7 +242,7 @@ def test_cli_takes_a_parametrised_oracle(sb3_registered, tmp_path):
                  "--br-set", "learning_starts=20", "--br-set", "batch_size=16", "--br-set", "eval_agents=32",
                  "--out", str(out)]) == 0
     oracle = json.loads((out / "config.json").read_text())["oracle"]
-    assert oracle["name"] == "sb3" and oracle["algo"] == "TD3" and oracle["updates"] == 60
+    assert oracle["name"] == "sb3:TD3" and oracle["algo"] == "TD3" and oracle["updates"] == 60
 
 
 def test_sb3_registered_after_install():
