@@ -487,11 +487,12 @@ def build_cases() -> None:
 
 # ------------------------------------------------------------------------------------------------- runner
 def _console_script():
-    """The ``mfgsolve`` console script's function, as the installed entry point names it (CLI cases run what a
-    user's shell runs, in a forked child)."""
+    """The ``main(argv) -> exit code`` of the module behind the installed ``mfgsolve`` console script (CLI cases run
+    what a user's shell runs, in a forked child, and read its exit code)."""
+    import importlib
     from importlib.metadata import entry_points
 
-    return entry_points(group="console_scripts")["mfgsolve"].load()
+    return importlib.import_module(entry_points(group="console_scripts")["mfgsolve"].module).main
 
 
 def _child(case: Case, scratch: Path) -> None:
