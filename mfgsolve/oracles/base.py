@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -66,7 +67,7 @@ class Oracle(Protocol):
         ...
 
 
-class LearnedOracle:
+class LearnedOracle(abc.ABC):
     """What the learned oracles share: settings (a frozen dataclass ``cfg``) whose seed and budget a run supplies.
 
     ``cfg.seed`` and ``cfg.updates`` may be ``None``: :meth:`for_run` fills them from the run; an oracle used
@@ -87,9 +88,9 @@ class LearnedOracle:
         return dataclasses.replace(cfg, seed=seed, updates=updates)
 
     @property
+    @abc.abstractmethod
     def trained(self) -> bool:
         """Whether the oracle holds state from training (its seed and budget are then fixed)."""
-        raise NotImplementedError
 
     def for_run(self: _Self, *, seed: int, updates: int) -> _Self:
         """See :meth:`Oracle.for_run`: ``self`` when seed and budget are set, else a new oracle of this class.
