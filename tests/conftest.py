@@ -11,3 +11,18 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # Test helpers (lq_specs, _direct_lq) are imported by module name from this folder.
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one intra-op thread for the test (tiny networks only contend on the shared 2-core machines; one
+    and two threads give the same histories), restored afterwards. Modules take it with ``pytestmark``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -18,12 +18,7 @@ TINY = dict(batch=32, eval_every=5, eval_agents=256, hidden=16, encoder_dim=4, p
 TIMING = {"br_seconds", "seconds"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _equilibrium(pb):

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 import mfgsolve as mfg
 from mfgsolve import presets
@@ -17,12 +16,7 @@ from mfgsolve.cli import main
 TINY = {"eval_every": 20, "n_agents": 16, "batch_size": 32}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _config(directory):
