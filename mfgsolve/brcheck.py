@@ -29,7 +29,7 @@ from mfgsolve.lq.problem import LQProblem
 from mfgsolve.gap import Gap
 from mfgsolve.oracles.base import Oracle
 from mfgsolve.policies import AffinePolicy
-from mfgsolve.presets import BR_CHECK_UPDATES
+from mfgsolve.presets import BR_CHECK_UPDATES, preset_for
 from mfgsolve.problem import Problem
 
 __all__ = ["BRCheck", "br_check"]
@@ -103,7 +103,7 @@ def br_check(
         equilibrium policy ``K``, ``k``), e.g. an :class:`~mfgsolve.LQProblem`.
     oracle : Oracle
         A learned oracle made without a seed or a budget takes ``seed`` and
-        :data:`mfgsolve.presets.BR_CHECK_UPDATES` updates (:meth:`Oracle.for_run`).
+        its preset's ``br_check_updates`` (:func:`mfgsolve.presets.preset_for`; 20000 for DDPG) (:meth:`Oracle.for_run`).
     seed : int
         Seeds the Monte-Carlo evaluation, and the oracle when it was made without a seed.
     min_agents, max_agents : int
@@ -127,7 +127,7 @@ def br_check(
         raise SpecError("PROBLEM", f"{getattr(problem, 'name', problem)} has no exact equilibrium to check a best response against")
     m = GaussianFlow.from_numpy(ref.mean, ref.cov)
     if callable(getattr(oracle, "for_run", None)):
-        oracle = oracle.for_run(seed=seed, updates=BR_CHECK_UPDATES)
+        oracle = oracle.for_run(seed=seed, updates=preset_for(oracle).br_check_updates or BR_CHECK_UPDATES)
     start = time.perf_counter()
     policy, info = oracle.best_response(problem, m)
     seconds = time.perf_counter() - start

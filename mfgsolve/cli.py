@@ -15,7 +15,7 @@ from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, RunDirError
 
 __all__ = ["main"]
 
-from mfgsolve.presets import BR_CHECK_UPDATES, EXACT, LEARNED, default_threads
+from mfgsolve.presets import BR_CHECK_UPDATES, EXACT, LEARNED, PATHWISE, default_threads
 
 #: The oracles of mfgsolve's own registry (``mfgsolve.oracles`` entry points), for the help text.
 ORACLES = ("exact", "ddpg", "ddpg-nopop", "mf-q", "mf-ac", "pathwise", "sb3:SAC|TD3|DDPG|PPO")
@@ -178,15 +178,16 @@ def _parser() -> _Parser:
     s.add_argument("--oracle", default="ddpg", help=f"best-response oracle: {', '.join(ORACLES)} or another "
                    "registered one (default ddpg)")
     s.add_argument("--scheme", default=None, help=f"picard | damped | fp (default {EXACT.default_scheme} exact, "
-                   f"{LEARNED.default_scheme} learned)")
+                   f"{LEARNED.default_scheme} learned, {PATHWISE.default_scheme} pathwise)")
     s.add_argument("--alpha", type=_alpha, default=None, help="damping weight in (0, 1] for --scheme damped "
-                   f"(default {EXACT.alpha:g} exact, {LEARNED.alpha:g} learned)")
+                   f"(default {EXACT.alpha:g} exact, {LEARNED.alpha:g} learned, {PATHWISE.alpha:g} pathwise)")
     s.add_argument("--recency", type=_recency, default=None,
                    help="fictitious-play weights recency/(k+recency) for --scheme fp: 1 is classical FP, larger "
                         f"weighs recent best responses more (default {EXACT.recency:g} exact, "
-                        f"{LEARNED.recency:g} learned: classical FP needs hundreds of iterations)")
+                        f"{LEARNED.recency:g} learned, {PATHWISE.recency:g} pathwise: classical FP needs hundreds of iterations)")
     s.add_argument("--iterations", type=_positive_int("--iterations"), default=None,
-                   help=f"outer iteration budget (default {EXACT.iterations} exact, {LEARNED.iterations} learned)")
+                   help=f"outer iteration budget (default {EXACT.iterations} exact, {LEARNED.iterations} learned, "
+                        f"{PATHWISE.iterations} pathwise)")
     s.add_argument("--tol", type=_positive_float("--tol"), default=None,
                    help=f"stop when the fixed-point gap is at most this (default {EXACT.tol:g} exact, "
                         f"{LEARNED.tol:g} learned: a learned oracle's noise floor lies above 1e-3)")
@@ -211,7 +212,7 @@ def _parser() -> _Parser:
                    help="a setting of the learned oracle (ddpg, ddpg-nopop: a DDPGConfig field, e.g. "
                    "actor_lr=1e-3, critic_lr=1e-3, reward_scale=0.1, grad_clip=1.0); repeatable")
     s.add_argument("--br-updates", type=_positive_int("--br-updates"), default=None,
-                   help=f"gradient updates per learned best response (default {LEARNED.br_updates}; "
+                   help=f"gradient updates per learned best response (default {LEARNED.br_updates}, {PATHWISE.br_updates} pathwise; "
                         "an update budget keeps a seeded run reproducible)")
     s.add_argument("--br-seconds", type=_positive_float("--br-seconds"), default=None,
                    help="wall seconds per learned best response (alone: instead of the update budget; with "
@@ -223,7 +224,8 @@ def _parser() -> _Parser:
                    "registered one (default ddpg)")
     b.add_argument("--seconds", type=_positive_float("--seconds"), default=None, help="wall-clock budget of the best response")
     b.add_argument("--updates", type=_positive_int("--updates"), default=None,
-                   help=f"update budget (default: {BR_CHECK_UPDATES} when --seconds is not given)")
+                   help=f"update budget (default when --seconds is not given: {BR_CHECK_UPDATES}, "
+                        f"{PATHWISE.br_check_updates} pathwise)")
     b.add_argument("--seed", type=_integer("--seed", 0), default=0, help="seed of the oracle and of the evaluation (default 0)")
     b.add_argument("--threads", type=_integer("--threads", 1, 4096), default=None, help=THREADS_HELP)
     b.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the command line reads the presets before it loads torch
     from mfgsolve.schemes import Scheme
 
-__all__ = ["Preset", "EXACT", "LEARNED", "BR_CHECK_UPDATES", "preset_for", "default_threads"]
+__all__ = ["Preset", "EXACT", "LEARNED", "PATHWISE", "BR_CHECK_UPDATES", "preset_for", "default_threads"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,8 @@ class Preset:
     """Recency c of fictitious play's weights c/(k+c) when the caller gives none."""
     br_updates: int | None
     """Gradient updates per learned best response (``None``: the oracle is exact)."""
+    br_check_updates: int | None = None
+    """Updates of the one best response :func:`mfgsolve.br_check` trains when given no budget."""
 
     def scheme(self, name: str | None = None, *, alpha: float | None = None, recency: float | None = None) -> Scheme:
         """The scheme ``name`` (default :attr:`default_scheme`) with this preset's parameters where none is given."""
@@ -68,13 +70,22 @@ class Preset:
 #: An exact oracle: classical fictitious play (c = 1) is the rate the theory section measures.
 EXACT = Preset(iterations=100, tol=1e-10, default_scheme="picard", alpha=0.5, recency=1.0, br_updates=None)
 #: A learned oracle: 15 responses of 1700 updates, fictitious play with recency 6.
-LEARNED = Preset(iterations=15, tol=1e-3, default_scheme="fp", alpha=0.6, recency=6.0, br_updates=1700)
-#: Updates of one best response trained by :func:`mfgsolve.br_check` when no budget is given.
-BR_CHECK_UPDATES = 20_000
+LEARNED = Preset(iterations=15, tol=1e-3, default_scheme="fp", alpha=0.6, recency=6.0, br_updates=1700,
+                 br_check_updates=20_000)
+#: The pathwise oracle (:class:`mfgsolve.PathwiseOracle`): its responses are nearly exact, so the schemes can mix
+#: in most of each one and fewer responses reach the particle flow's floor.
+PATHWISE = Preset(iterations=10, tol=1e-3, default_scheme="fp", alpha=0.9, recency=30.0, br_updates=200,
+                  br_check_updates=1000)
+#: Updates of one best response trained by :func:`mfgsolve.br_check` when no budget is given (learned oracles).
+BR_CHECK_UPDATES = LEARNED.br_check_updates
 
 
 def preset_for(oracle: object) -> Preset:
-    """:data:`EXACT` for an oracle that says its responses are exact (``exact = True``), else :data:`LEARNED`."""
+    """The oracle's own preset (a ``preset`` attribute, as :data:`PATHWISE`'s oracle has), else :data:`EXACT` for
+    an oracle that says its responses are exact (``exact = True``), else :data:`LEARNED`."""
+    own = getattr(oracle, "preset", None)
+    if isinstance(own, Preset):
+        return own
     return EXACT if getattr(oracle, "exact", False) else LEARNED
 
 

@@ -21,7 +21,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env  # noqa: E402
 from pettingzoo.test import parallel_api_test  # noqa: E402
 from stable_baselines3.common.env_checker import check_env as sb3_check_env  # noqa: E402
 
-from mfgsolve.envs import FrozenFlowEnv, FrozenFlowVectorEnv, NPlayerParallelEnv  # noqa: E402
+from mfgsolve.envs import AgentPolicy, FrozenFlowEnv, FrozenFlowVectorEnv, NPlayerParallelEnv  # noqa: E402
 from mfgsolve.oracles.sb3 import SB3Config, SB3Oracle, SB3Policy  # noqa: E402
 
 
@@ -112,6 +112,65 @@ def test_vector_env_shapes_autoreset_and_seeding(name):
     # the batch is one agent each: a single env with the same generator stream starts like agent 0
     single, _ = FrozenFlowEnv(pb, _flow(pb), population_features=True).reset(seed=5)
     assert np.array_equal(single, obs2[0])
+
+
+@pytest.mark.parametrize("name", mfg.available_problems())
+@pytest.mark.parametrize("population", [False, True])
+def test_vector_env_conforms_to_gymnasiums_own_vectoriser(name, population):
+    # Gymnasium's and SB3's check_env take a gymnasium.Env only (both refuse a VectorEnv): the batched environment
+    # is checked against gymnasium's reference vectoriser of the checked single environment, SyncVectorEnv in the
+    # same autoreset mode: the same spaces, the same return types, shapes, dtypes and info keys at every step.
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    pb = mfg.load_problem(name)
+    k = 3
+    ours = FrozenFlowVectorEnv(pb, _flow(pb), k, population_features=population)
+    ref = SyncVectorEnv([lambda: FrozenFlowEnv(pb, _flow(pb), population_features=population)] * k,
+                        autoreset_mode=AutoresetMode.SAME_STEP)
+    assert ours.metadata["autoreset_mode"] == ref.metadata["autoreset_mode"]
+    for attr in ("single_observation_space", "single_action_space", "observation_space", "action_space"):
+        assert getattr(ours, attr) == getattr(ref, attr), attr
+    (o1, i1), (o2, _) = ours.reset(seed=1), ref.reset(seed=1)
+    assert o1.shape == o2.shape and o1.dtype == o2.dtype and ours.observation_space.contains(o1) and i1 == {}
+    ours.action_space.seed(0)
+    for t in range(pb.T):
+        a = ours.action_space.sample()
+        got, want = ours.step(a), ref.step(a)
+        for x, y in zip(got[:4], want[:4]):
+            assert type(x) is type(y) and x.shape == y.shape and x.dtype == y.dtype
+        assert ours.observation_space.contains(got[0])
+        assert np.array_equal(got[2], want[2]) and np.array_equal(got[3], want[3])  # episodes end together
+        final = {key for key in want[4] if "final" in key}
+        assert final <= set(got[4]), (t, final, set(got[4]))
+    assert got[2].all() and np.array_equal(got[4]["final_obs"].shape, np.stack(want[4]["final_obs"]).shape)
+    ref.close()
+
+
+def test_an_external_agent_is_measured_like_any_policy():
+    # AgentPolicy: any function of observations. The exact best response, written as such an agent (in the
+    # problem's own actions), costs the exact J* against the equilibrium flow; an SB3 model's predict() gives the
+    # same actions as the oracle's copied network.
+    pb = mfg.load_problem("lq-1d")
+    ref = pb.reference()
+    m = mfg.GaussianFlow.from_numpy(ref.mean, ref.cov)
+    env = FrozenFlowEnv(pb, m, bounded=False)
+
+    def exact_agent(obs):
+        t = int(round(float(obs[0, pb.n]) * pb.T))
+        return -(obs[:, : pb.n].astype(np.float64) @ ref.K[t].T) - ref.k[t]
+
+    pi = AgentPolicy(exact_agent, env)
+    costs = mfg.evaluation.rollout_costs(pb, pi, m, n=20_000, generator=torch.Generator().manual_seed(0))
+    se = float(costs.std()) / math.sqrt(costs.numel())
+    assert abs(float(costs.mean()) - ref.J) < 4 * se, (float(costs.mean()), ref.J, se)
+
+    oracle = SB3Oracle("TD3", updates=150, learning_starts=50, batch_size=32, eval_agents=64, progress=False)
+    policy, _ = oracle.best_response(pb, m)
+    unit_env = FrozenFlowEnv(pb, m, action_scale=oracle.cfg.action_scale)  # the oracle's environment
+    agent = AgentPolicy(lambda obs: oracle.model.predict(obs, deterministic=True)[0], unit_env)
+    x = pb.sample_x0(16, torch.Generator().manual_seed(1)).to(torch.float64)
+    for t in (0, pb.T - 1):
+        assert torch.allclose(agent.act(t, x, m), policy.act(t, x, m), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["lq-1d", "crowd-navigation"])

@@ -4,6 +4,8 @@
   oracle solves), a ``gymnasium.Env``;
 * :class:`FrozenFlowVectorEnv`: a batch of such agents stepped by one batched torch call, a
   ``gymnasium.vector.VectorEnv``;
+* :class:`AgentPolicy`: any external agent (a function of observations) as an mfgsolve policy, to be measured
+  by the project's exact references;
 * :class:`NPlayerParallelEnv`: the N-player game of a problem (:class:`mfgsolve.NPlayerGame`), a PettingZoo
   ``ParallelEnv``.
 
@@ -17,12 +19,12 @@ from typing import Any
 
 from mfgsolve.envs.common import INSTALL_HINT, observation, observation_size, population_features
 
-__all__ = ["FrozenFlowEnv", "FrozenFlowVectorEnv", "NPlayerParallelEnv", "INSTALL_HINT", "observation",
+__all__ = ["FrozenFlowEnv", "FrozenFlowVectorEnv", "AgentPolicy", "NPlayerParallelEnv", "INSTALL_HINT", "observation",
            "observation_size", "population_features"]
 
 
 def __getattr__(name: str) -> Any:  # the classes import gymnasium / pettingzoo only when asked for
-    if name in ("FrozenFlowEnv", "FrozenFlowVectorEnv"):
+    if name in ("FrozenFlowEnv", "FrozenFlowVectorEnv", "AgentPolicy"):
         from mfgsolve.envs import frozen
 
         return getattr(frozen, name)

@@ -29,7 +29,7 @@ steps from :math:`x_0 \sim` ``problem.sample_x0``, with
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -45,9 +45,10 @@ from gymnasium.vector.utils import batch_space  # noqa: E402
 
 from mfgsolve.flows import Flow  # noqa: E402
 from mfgsolve.learn.actions import ActionMap  # noqa: E402
+from mfgsolve.policies import Policy  # noqa: E402
 from mfgsolve.problem import Problem  # noqa: E402
 
-__all__ = ["FrozenFlowEnv", "FrozenFlowVectorEnv", "spaces_of"]
+__all__ = ["FrozenFlowEnv", "FrozenFlowVectorEnv", "AgentPolicy", "spaces_of"]
 
 _SEED_BOUND = 2**63 - 1
 
@@ -95,7 +96,12 @@ class _Agents:
         return self.observe()
 
     def problem_action(self, action: Any) -> torch.Tensor:
-        a = torch.as_tensor(np.asarray(action, dtype=np.float64)).reshape(self.x.shape[0], self.problem.p)
+        return self.map_action(torch.as_tensor(np.asarray(action, dtype=np.float64)).reshape(self.x.shape[0], self.problem.p))
+
+    def map_action(self, a: torch.Tensor) -> torch.Tensor:
+        """The problem's actions (float64) of environment actions ``a`` ``(B, p)``: unit actions mapped, or the
+        problem's own clipped to its bounds."""
+        a = a.to(torch.float64)
         if self.bounded:
             return self.actions.to_action(a.clamp(-1.0, 1.0), torch.float64)
         if self.actions.bounded:  # the problem's own bounds
@@ -249,3 +255,36 @@ class FrozenFlowVectorEnv(VectorEnv):
                     "final_info": {}, "_final_info": terminated.copy()}
             obs = self._core.reset(self.num_envs)
         return obs, r, terminated, truncated, info
+
+
+class AgentPolicy(Policy):
+    r"""An external agent as an mfgsolve :class:`~mfgsolve.Policy`: ``act`` maps a batch of observations of ``env``
+    ``(B, d)`` (float32 numpy) to a batch of the environment's actions ``(B, p)``, e.g.
+    ``lambda obs: model.predict(obs, deterministic=True)[0]`` for a Stable-Baselines3 model, or a CleanRL actor.
+
+    The policy plays against the flow it is given the way the agent played in ``env``: the observations carry the
+    population features of ``env``'s frozen flow when the environment has them, and actions go through the same
+    map. It can then be measured like any other policy (:func:`mfgsolve.evaluation.rollout_costs`,
+    :func:`mfgsolve.exploitability`, :func:`mfgsolve.affine_projection` and :func:`mfgsolve.lq_epsilon_nash`).
+
+    >>> import numpy as np, mfgsolve as mfg
+    >>> pb = mfg.load_problem("lq-1d")
+    >>> env = FrozenFlowEnv(pb, mfg.static_flow(pb, kind="gaussian"))
+    >>> pi = AgentPolicy(lambda obs: np.zeros((len(obs), 1)), env)
+    >>> pi.act(0, torch.ones(3, 1, dtype=torch.float64), env.m).tolist()
+    [[0.0], [0.0], [0.0]]
+    """
+
+    def __init__(self, act: Callable[[np.ndarray], Any], env: FrozenFlowEnv | FrozenFlowVectorEnv) -> None:
+        self.agent = act
+        self._core = env._core
+
+    def act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
+        core = self._core
+        f = None if core.features is None else core.features[t]
+        obs = observation(x, t, core.T, f).numpy()
+        a = torch.as_tensor(np.asarray(self.agent(obs), dtype=np.float64)).reshape(x.shape[0], core.problem.p)
+        return core.map_action(a).to(x.dtype)
+
+    def bind(self, m: Flow) -> Policy:
+        return self  # reads the environment's frozen flow only

@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from mfgsolve.flows import Flow
 from mfgsolve.policies import Policy
-from mfgsolve.presets import LEARNED
+from mfgsolve.presets import preset_for
 from mfgsolve.problem import Problem
 
 __all__ = ["Oracle", "BestResponseInfo", "LearnedOracle"]
@@ -71,7 +71,7 @@ class LearnedOracle(abc.ABC):
     """What the learned oracles share: settings (a frozen dataclass ``cfg``) whose seed and budget a run supplies.
 
     ``cfg.seed`` and ``cfg.updates`` may be ``None``: :meth:`for_run` fills them from the run; an oracle used
-    directly plays seed 0 and :data:`mfgsolve.presets.LEARNED`'s ``br_updates`` (:attr:`settings`). A subclass
+    directly plays seed 0 and its preset's ``br_updates`` (:func:`mfgsolve.presets.preset_for`) (:attr:`settings`). A subclass
     says whether it holds training state (:attr:`trained`) and takes its config as first constructor argument.
     """
 
@@ -82,7 +82,7 @@ class LearnedOracle(abc.ABC):
         """``cfg`` with the defaults of a direct use where it leaves the seed or the budget open."""
         cfg = self.cfg
         seed = 0 if cfg.seed is None else cfg.seed
-        updates = LEARNED.br_updates if cfg.updates is None and cfg.seconds is None else cfg.updates
+        updates = preset_for(self).br_updates if cfg.updates is None and cfg.seconds is None else cfg.updates
         if seed == cfg.seed and updates == cfg.updates:
             return cfg
         return dataclasses.replace(cfg, seed=seed, updates=updates)

@@ -54,6 +54,7 @@ from mfgsolve.learn.seeding import named_generators
 from mfgsolve.oracles.settings import check_fields
 from mfgsolve.oracles.base import BestResponseInfo, LearnedOracle
 from mfgsolve.oracles.ddpg import DDPGPolicy, FlowContext, flow_context
+from mfgsolve.presets import PATHWISE
 from mfgsolve.problem import Problem
 
 __all__ = ["PathwiseConfig", "PathwiseOracle", "check_gradients", "GENERATORS"]
@@ -72,13 +73,13 @@ class PathwiseConfig:
     seed: int | None = None
     """Seed of every generator of the oracle (network init, rollouts, evaluation); ``None``: the run's seed
     (:meth:`PathwiseOracle.for_run`), 0 when the oracle is used on its own."""
-    updates: int | None = 200
+    updates: int | None = None
     """Adam steps per best response; with ``seconds`` set too, the budget ends at whichever comes first. With
-    neither (``updates=None``): the run's budget (:meth:`PathwiseOracle.for_run`),
-    ``mfgsolve.presets.LEARNED.br_updates`` when the oracle is used on its own. The default is the oracle's own,
-    not the learned presets' 1700 (sized for DDPG): exact gradients need far fewer steps. On ``lq-1d`` at the
-    equilibrium flow, 200 steps of 512 rollouts with ``lr=3e-2`` leave a relative gap of 5.9e-5 (seed 0;
-    ``bench/pathwise_oracle.py``), and 15 warm-started responses of 200 steps fit the learned presets' loop."""
+    neither: the run's budget (:meth:`PathwiseOracle.for_run`), the oracle's preset
+    (:data:`mfgsolve.presets.PATHWISE`, 200 per response of a run, 1000 for a ``br_check``) when the oracle is
+    used on its own. Exact gradients need far fewer steps than DDPG's 1700: on ``lq-1d`` at the equilibrium
+    flow, 200 steps of 512 rollouts with ``lr=3e-2`` leave a relative gap of 5.9e-5 (seed 0;
+    ``bench/pathwise_oracle.py``). ``seconds`` alone is a pure wall-clock budget."""
     seconds: float | None = None
     """Wall-clock seconds per best response (``None``: no time limit)."""
     batch: int = 512
@@ -224,6 +225,7 @@ class PathwiseOracle(LearnedOracle):
     """
 
     name = "pathwise"
+    preset = PATHWISE  #: the run settings when none are given (nearly exact responses: little averaging)
     settings_type = PathwiseConfig  #: the settings ``make_oracle(name, **settings)`` takes
 
     def __init__(self, config: PathwiseConfig | None = None, **overrides: Any) -> None:
