@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import mfgsolve as mfg
+from mfgsolve import presets
 from mfgsolve.errors import SpecError
 from mfgsolve.evaluation import policy_cost
 from mfgsolve.oracles.pathwise import PathwiseConfig, PathwiseOracle
@@ -102,8 +103,10 @@ def test_config_is_validated_at_the_boundary():
 def test_for_run_fills_the_seed_and_the_budget_left_open():
     run = PathwiseOracle(updates=None, **TINY).for_run(seed=9, updates=99)
     assert (run.cfg.seed, run.cfg.updates) == (9, 99)
-    own = PathwiseOracle(**TINY).for_run(seed=9, updates=99)  # the oracle's own default budget is a budget
-    assert (own.cfg.seed, own.cfg.updates) == (9, PathwiseConfig().updates)
+    # no budget of its own: the run's, which solve() and br_check() take from the oracle's preset
+    assert PathwiseConfig().updates is None and PathwiseConfig().seconds is None
+    assert presets.preset_for(PathwiseOracle()) is presets.PATHWISE
+    assert PathwiseOracle(**TINY).settings.updates == presets.PATHWISE.br_updates  # used on its own
     given = PathwiseOracle(seed=1, updates=5, **TINY)
     assert given.for_run(seed=9, updates=99) is given
     timed = PathwiseOracle(seed=None, updates=None, seconds=2.0, **TINY).for_run(seed=9, updates=99)
