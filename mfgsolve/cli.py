@@ -549,8 +549,11 @@ def check_solve(argv: Sequence[str]) -> CheckedSolve:
 
     try:
         args = _parser().parse_args(["solve", *argv, "--out", "unused"])
-    except _UsageError as exc:
-        raise SpecError("argument", str(exc).removeprefix("argument ")) from None
+    except _UsageError as exc:  # "argument --alpha: --alpha: must be ..." -> --alpha, "must be ..."
+        option, sep, message = str(exc).removeprefix("argument ").partition(": ")
+        if not sep or " " in option:
+            option, message = "argument", str(exc)
+        raise SpecError(option, message.removeprefix(f"{option}: ")) from None
     try:
         problem = load_problem(args.problem, _parse_sets(args.set))
         oracle = _oracle(args, problem, {"updates": ("--br-updates", args.br_updates),

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["plot_band", "plot_sweep"]
 
@@ -66,6 +67,7 @@ def plot_sweep(directory: str | Path) -> list[Path]:
         for group, histories in groups.items():
             plot_band([h[key] for h in histories], ax, label=group)
         ax.set_xlabel("outer iteration $k$")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         if not ax.lines:
             ax.text(0.5, 0.5, "not computed", ha="center", va="center", transform=ax.transAxes)

@@ -141,6 +141,10 @@ def _cells(data: dict[str, Any], here: Path) -> list[Cell]:
     if not isinstance(runs, list) or not all(isinstance(r, dict) for r in runs):
         raise SpecError("runs", "must be a list of tables ([[runs]])")
     runs = [_table(r, f"runs[{i}]", keys) for i, r in enumerate(runs)]
+    for where, table in [("[fixed]", fixed), *((f"runs[{i}]", r) for i, r in enumerate(runs))]:
+        for key, value in table.items():
+            if isinstance(value, list):
+                raise SpecError(f"{where} {key}", f"one value expected, got {_toml(value)} (lists of values go under [grid])")
     if "grid" in data and not grid and not runs:
         raise SpecError("[grid]", "empty (give lists of values, e.g. seed = [0, 1])")
     if not grid and not runs:
