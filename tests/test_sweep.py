@@ -193,3 +193,23 @@ def test_plot_of_a_sweep_draws_the_groups(swept, tmp_path):
     assert main(["plot", str(out)]) == 0
     for ext in ("png", "pdf"):
         assert (out / f"sweep.{ext}").stat().st_size > 1000
+
+
+def test_a_run_on_another_node_travels_as_tar_bytes(tmp_path, local_ray):
+    """The path of a worker without the driver's disk, taken in this process (a node id that is not this one): the
+    partial run goes out as bytes, is resumed in the worker's own directory and comes back whole."""
+    from mfgsolve.sweeps.execute import RunTask, _pack, _place, execute
+
+    partial = tmp_path / "partial"
+    assert main(_solve_args("fp", 2, iterations=1) + ["--out", str(partial)]) == 0
+    (partial / "summary.json").unlink()
+    task = RunTask(id="r", argv=tuple(_solve_args("fp", 2)[1:]), directory=str(tmp_path / "never-written"),
+                   resume=True, driver_node="another-node", payload=_pack(partial))
+    outcome = execute(task)
+    assert outcome.code == 0 and outcome.payload is not None
+    assert not (tmp_path / "never-written").exists()
+    _place(outcome.payload, tmp_path / "back")
+    full = tmp_path / "full"
+    assert main(_solve_args("fp", 2) + ["--out", str(full)]) == 0
+    assert _rows(tmp_path / "back" / "history.csv") == _rows(full / "history.csv")
+    assert sorted(p.name for p in (tmp_path / "back").iterdir()) == sorted(p.name for p in full.iterdir())
