@@ -12,8 +12,6 @@ import pytest
 
 from mfgsolve.cli import main
 
-ray = pytest.importorskip("ray")
-
 TIMING = {"br_seconds", "seconds"}
 #: The exact oracle on particles: seconds per run, and the seed matters (the particles are drawn from it).
 FIXED = '''
@@ -47,6 +45,7 @@ def _rows(path, timing: bool = False):
 def local_ray():
     """One local Ray (2 CPUs) for the module: starting Ray takes 10-20 s on the shared machines; the sweeps of
     this module use it as it is (a Ray already initialised in the process)."""
+    ray = pytest.importorskip("ray")  # the validation tests run without it
     from mfgsolve.sweeps.execute import _start_ray
 
     assert _start_ray(ray, workers=2, threads=1, address=None)
