@@ -1,4 +1,4 @@
-"""The ``mfgsolve`` command line: ``solve``, ``reference``, ``br-check``, ``plot``, ``list``.
+"""The ``mfgsolve`` command line: ``solve``, ``reference``, ``br-check``, ``plot``, ``list``, ``sweep``.
 
 Bad input (a bad spec, an unknown name, scheme or oracle, an option out of range, an ``--out`` that is a
 file) prints one line on stderr naming what is wrong and exits with code 2, before anything is written.
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
 from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, RunDirError, SpecError, UncertifiedReferenceError
 
-__all__ = ["main"]
+__all__ = ["main", "check_solve", "CheckedSolve"]
 
 from mfgsolve.presets import BR_CHECK_UPDATES, EXACT, LEARNED, PATHWISE, default_threads
 
@@ -231,8 +232,11 @@ def _parser() -> _Parser:
     b.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sub.add_parser("reference", parents=[common], help="write the exact equilibrium to DIR/reference.json")
-    p = sub.add_parser("plot", help="convergence and flow figures (PNG and PDF) of a run directory, written into it")
-    p.add_argument("run", type=Path, metavar="DIR", help="a run directory written by `mfgsolve solve`")
+    p = sub.add_parser("plot", help="convergence and flow figures (PNG and PDF) of a run directory, written into "
+                                    "it; of a sweep directory: each group's curves with seed bands")
+    p.add_argument("run", type=Path, metavar="DIR", help="a run directory written by `mfgsolve solve`, or a sweep "
+                   "directory written by `mfgsolve sweep`")
+    _sweep_parser(sub)
     sub.add_parser("list", help="list the registered problems")
     return parser
 
@@ -324,6 +328,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "plot":
         return _plot(args)
+    if args.command == "sweep":
+        return _sweep(args)
     if args.command == "solve" and (args.out is None) == (args.resume is None):
         raise SpecError("--out", "give exactly one of --out DIR (a new run) and --resume DIR (continue one)")
     if args.command in ("reference", "br-check") and args.out is None:
@@ -434,6 +440,12 @@ def _plot(args: argparse.Namespace) -> int:
 
     from mfgsolve.results import load_run
 
+    if (args.run / "sweep.toml").is_file():  # a sweep directory: its groups with seed bands
+        from mfgsolve.sweeps.plot import plot_sweep
+
+        for path in plot_sweep(args.run):
+            print(f"wrote {path}")
+        return 0
     need = ("config.json", "history.csv", "summary.json", "flow.npz")
     missing = [name for name in need if not (args.run / name).is_file()]
     if missing:
@@ -478,6 +490,87 @@ def _flow_problem(flow: Any) -> str | None:
     if "particles" in flow and ("weights" not in flow or flow["weights"].shape != flow["particles"].shape[:2]):
         return "particles without weights of the same size"
     return None
+
+
+# ------------------------------------------------------------------------------------------------------ sweep
+def _sweep_parser(sub: Any) -> None:
+    w = sub.add_parser("sweep", help="a grid of `solve` runs executed on Ray; writes DIR/runs/<id>/, runs.csv, "
+                                     "table.csv, table.md")
+    w.add_argument("sweep_file", type=Path, metavar="SWEEP.toml",
+                   help="[fixed] settings, a [grid] of lists (their product) and [[runs]] tables; keys are "
+                        "`mfgsolve solve` options with underscores (set, br_set: tables)")
+    w.add_argument("--out", type=_out_dir, required=True, metavar="DIR",
+                   help="the sweep directory; the same command again skips finished runs and resumes the others")
+    w.add_argument("--workers", type=_integer("--workers", 1, 4096), default=None,
+                   help="runs at once on the local Ray this command starts (default: the CPU cores / --threads)")
+    w.add_argument("--threads", type=_integer("--threads", 1, 4096), default=1,
+                   help="torch threads (and Ray CPUs) of each run (default 1)")
+    w.add_argument("--address", default=None, metavar="ADDRESS",
+                   help="join a running Ray cluster (`ray start --head`; 'auto' or host:port) instead of starting one")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from mfgsolve.sweeps import load_sweep, run_sweep
+
+    if args.address is not None and args.workers is not None:
+        raise SpecError("--workers", "applies to the local Ray this command starts; a cluster (--address) runs as "
+                                     "many runs at once as it has CPUs")
+    sweep = load_sweep(args.sweep_file)  # every cell checked before anything starts
+    return run_sweep(sweep, args.out, workers=args.workers, threads=args.threads, address=args.address,
+                     progress=not args.quiet)
+
+
+@dataclass(frozen=True)
+class CheckedSolve:
+    """The arguments of one ``mfgsolve solve`` that :func:`check_solve` accepted, with what they resolve to."""
+
+    args: argparse.Namespace
+    problem: str
+    """The problem's name (a spec file: its stem)."""
+    oracle: str
+    scheme: str
+    """The scheme's name, the oracle's preset default when none is given."""
+
+
+def check_solve(argv: Sequence[str]) -> CheckedSolve:
+    """Check the arguments of ``mfgsolve solve`` (without ``--out``) as the command does before its run starts.
+
+    It parses ``argv`` with the command's parser and makes the problem, oracle and scheme (cheap: nothing is
+    trained or solved), so that a sweep refuses a bad cell before any run starts. The flow checks are those of
+    :func:`_solve`.
+
+    Raises
+    ------
+    SpecError
+        One line naming the option and what is wrong with its value.
+    """
+    from mfgsolve.lq.problem import LQProblem
+    from mfgsolve.presets import preset_for
+    from mfgsolve.registry import load_problem
+
+    try:
+        args = _parser().parse_args(["solve", *argv, "--out", "unused"])
+    except _UsageError as exc:  # "argument --alpha: --alpha: must be ..." -> --alpha, "must be ..."
+        option, sep, message = str(exc).removeprefix("argument ").partition(": ")
+        if not sep or " " in option:
+            option, message = "argument", str(exc)
+        raise SpecError(option, message.removeprefix(f"{option}: ")) from None
+    try:
+        problem = load_problem(args.problem, _parse_sets(args.set))
+        oracle = _oracle(args, problem, {"updates": ("--br-updates", args.br_updates),
+                                         "seconds": ("--br-seconds", args.br_seconds)})
+        scheme = preset_for(oracle).scheme(args.scheme, alpha=args.alpha, recency=args.recency)
+    except SpecError as exc:
+        raise SpecError(_FLAGS.get(exc.field, exc.field), exc.message) from None
+    if args.flow == "gaussian" and not isinstance(problem, LQProblem):
+        raise SpecError("--flow", "gaussian flows need an LQ problem")
+    if args.flow == "gaussian" and args.particles is not None:
+        raise SpecError("--particles", "applies to particle flows, not --flow gaussian")
+    if args.flow == "gaussian" and args.metric not in ("auto", "moments"):
+        raise SpecError("--metric", f"{args.metric!r} applies to particle flows; Gaussian flows use the closed form")
+    name = Path(args.problem).stem if args.problem.endswith(".toml") else args.problem
+    return CheckedSolve(args=args, problem=name, oracle=args.oracle, scheme=scheme.name)
 
 
 def console() -> NoReturn:
