@@ -3,7 +3,9 @@
 A run's particle flows, its policies' evaluations, and a learned oracle's networks, replay and rollouts live on
 the run's device, and its random streams are ``torch.Generator``s made on that device: on the CPU a seed gives the
 same history as it always did; on CUDA a seed reproduces a run on the same GPU and torch build, with other random
-numbers than on the CPU. Exact computations (Riccati, Gaussian flows, reference solvers) stay in numpy.
+numbers than on the CPU. Exact computations (Riccati, Gaussian flows, reference solvers) stay in numpy; the
+Gymnasium and PettingZoo environments, the N-player game and its MADDPG stay on the CPU (the SB3 oracle's agent
+trains on the device, its environment steps on the CPU). The CUDA path is implemented but not yet measured on a GPU.
 
 >>> resolve_device("cpu"), resolve_device(None)
 (device(type='cpu'), device(type='cpu'))

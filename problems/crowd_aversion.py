@@ -196,7 +196,7 @@ class CrowdAversion:
         x = self.grid_model().grid
         S, h = x.shape[0], x[1] - x[0]
         pi = np.zeros((self.T, S, S))
-        xs = torch.as_tensor(x, dtype=torch.float64)[:, None]
+        xs = torch.as_tensor(x, dtype=torch.float64, device=m.means().device)[:, None]  # where the run's policies act
         rows = np.arange(S)
         with torch.no_grad():
             for t in range(self.T):

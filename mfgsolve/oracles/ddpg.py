@@ -297,7 +297,7 @@ def flow_context(m: Flow, T: int, encoder: PopulationEncoder, std_floor: torch.T
     mom = [flow_moments(m, t) for t in range(T + 1)]
     mean = torch.stack([mu for mu, _ in mom])
     std = torch.stack([torch.diagonal(c).clamp_min(0).sqrt() for _, c in mom])
-    return FlowContext(mean=mean, std=torch.maximum(std, std_floor), raw=encoder.raw_flow(m))
+    return FlowContext(mean=mean, std=torch.maximum(std, std_floor.to(std)), raw=encoder.raw_flow(m))
 
 
 #: Rows per actor call when a policy acts on a population: a large population goes through in blocks whose
@@ -338,7 +338,7 @@ class DDPGPolicy(Policy):
 
     def unit_act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
         mean, cov = flow_moments(m, t)
-        std = torch.maximum(torch.diagonal(cov).clamp_min(0).sqrt(), self.std_floor)
+        std = torch.maximum(torch.diagonal(cov).clamp_min(0).sqrt(), self.std_floor.to(cov))
         s = _standardise(x, mean, std, t, self.T)
         return _act_rows(self.actor, s, self.actor.encoder.raw(m, t)[None])
 
