@@ -12,6 +12,7 @@ Data flows one way: problem -> flow -> oracle -> scheme -> result.
 from mfgsolve._version import __version__
 
 from mfgsolve.brcheck import BRCheck, br_check
+from mfgsolve.devices import resolve_device
 from mfgsolve.diagnosis import Verdict, diagnose
 from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, SpecError, UncertifiedReferenceError
 from mfgsolve.evaluation import CostEstimate, cost_difference, policy_cost, rollout_costs
@@ -44,6 +45,7 @@ __all__ = [
     "RunDir",
     "Stop",
     "make_oracle",
+    "resolve_device",
     "available_oracles",
     "Reference",
     "presets",

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mfgsolve.devices import resolve_device
 from mfgsolve.errors import SpecError
 from mfgsolve.evaluation import cost_difference
 from mfgsolve.flows import GaussianFlow
@@ -49,6 +50,8 @@ class BRCheck(Gap):
     problem: str
     oracle: str
     seed: int
+    device: str
+    """Where the oracle trained and the evaluation ran (``cpu``, ``cuda:0``...)."""
     oracle_info: dict[str, Any]
 
     @property
@@ -81,6 +84,7 @@ class BRCheck(Gap):
             "problem": self.problem,
             "oracle": self.oracle,
             "seed": self.seed,
+            "device": self.device,
             "oracle_info": plain["oracle_info"],
         }
 
@@ -90,6 +94,7 @@ def br_check(
     oracle: Oracle,
     *,
     seed: int = 0,
+    device: str | torch.device = "cpu",
     min_agents: int = 65536,
     max_agents: int = 1 << 21,
     se_fraction: float = 0.1,
@@ -106,6 +111,8 @@ def br_check(
         its preset's ``br_check_updates`` (:func:`mfgsolve.presets.preset_for`; 20000 for DDPG) (:meth:`Oracle.for_run`).
     seed : int
         Seeds the Monte-Carlo evaluation, and the oracle when it was made without a seed.
+    device : str or torch.device
+        Where the oracle trains and the evaluation's agents live (:func:`mfgsolve.devices.resolve_device`).
     min_agents, max_agents : int
         The evaluation starts with ``min_agents`` and doubles until the standard error of the gap is at most
         ``se_fraction`` times the gap, or ``max_agents`` is reached.
@@ -119,6 +126,7 @@ def br_check(
         raise SpecError("oracle", f"expected an oracle (e.g. mfgsolve.make_oracle('ddpg')), got {oracle!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**63:
         raise SpecError("seed", f"must be an integer in [0, 2^63), got {seed!r}")
+    device = resolve_device(device)
     if not isinstance(problem, LQProblem):  # before any reference is computed: only LQ references have the policy
         raise SpecError("PROBLEM", f"{getattr(problem, 'name', problem)} has no exact LQ equilibrium to check a "
                                    "best response against")
@@ -127,13 +135,14 @@ def br_check(
         raise SpecError("PROBLEM", f"{getattr(problem, 'name', problem)} has no exact equilibrium to check a best response against")
     m = GaussianFlow.from_numpy(ref.mean, ref.cov)
     if callable(getattr(oracle, "for_run", None)):
-        oracle = oracle.for_run(seed=seed, updates=preset_for(oracle).br_check_updates or BR_CHECK_UPDATES)
+        oracle = oracle.for_run(seed=seed, updates=preset_for(oracle).br_check_updates or BR_CHECK_UPDATES,
+                                device=device)
     start = time.perf_counter()
     policy, info = oracle.best_response(problem, m)
     seconds = time.perf_counter() - start
     exact = AffinePolicy(ref.K, ref.k)
     J_best = float(ref.J)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
     n = min_agents
     while True:
         d = cost_difference(problem, policy, exact, m, n=n, generator=generator)
@@ -150,5 +159,6 @@ def br_check(
         problem=str(getattr(problem, "name", type(problem).__name__)),
         oracle=oracle.name,
         seed=seed,
+        device=str(device),
         oracle_info={"value": info.value, **info.extra},
     )

@@ -107,8 +107,11 @@ def save_checkpoint(blob: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-def load_checkpoint(path: str | Path, *, extra: Iterable[type] = ()) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, *, extra: Iterable[type] = (), device: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint without running code from it; ``extra``: the caller's own data classes.
+
+    Its tensors are put on ``device`` (the run's: ``torch.load``'s ``map_location``), wherever they were saved from;
+    generator states among them must be moved back to the CPU before ``set_state``.
 
     Raises
     ------
@@ -119,7 +122,7 @@ def load_checkpoint(path: str | Path, *, extra: Iterable[type] = ()) -> dict[str
     path = Path(path)
     try:
         with torch.serialization.safe_globals(_allowed(extra)):
-            blob = torch.load(path, weights_only=True, map_location="cpu")
+            blob = torch.load(path, weights_only=True, map_location=torch.device(device))
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()
         detail = next((line.strip() for line in first if "GLOBAL" in line or "Unsupported" in line), "")

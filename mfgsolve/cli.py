@@ -22,6 +22,12 @@ from mfgsolve.presets import BR_CHECK_UPDATES, EXACT, LEARNED, PATHWISE, default
 ORACLES = ("exact", "ddpg", "ddpg-nopop", "mf-q", "mf-ac", "pathwise", "sb3:SAC|TD3|DDPG|PPO")
 
 
+DEVICE_HELP = (
+    "where flows, networks, replay and rollouts live: cpu (default: a seed gives the same history on every CPU), "
+    "cuda, cuda:N, or auto (cuda when torch sees one, else cpu). A CUDA run draws other random numbers than a CPU "
+    "run of the same seed; the CUDA path is implemented but not yet measured on a GPU"
+)
+
 THREADS_HELP = (
     "torch CPU threads (default: 2 where two cores are free, else 1; one and two give the same history; "
     "several runs at once oversubscribe the cores, give each --threads 1)"
@@ -174,8 +180,11 @@ def _parser() -> _Parser:
     common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a problem parameter (validated like a spec); repeatable")
     common.add_argument("--out", type=_out_dir, default=None, metavar="DIR", help="directory for the result files")
+    # the options of the commands that compute (solve, br-check; a sweep passes them to each run)
+    compute = _Parser(add_help=False)
+    compute.add_argument("--device", default="cpu", metavar="DEVICE", help=DEVICE_HELP)
 
-    s = sub.add_parser("solve", parents=[common], help="search the equilibrium; writes a run directory")
+    s = sub.add_parser("solve", parents=[common, compute], help="search the equilibrium; writes a run directory")
     s.add_argument("--oracle", default="ddpg", help=f"best-response oracle: {', '.join(ORACLES)} or another "
                    "registered one (default ddpg)")
     s.add_argument("--scheme", default=None, help=f"picard | damped | fp (default {EXACT.default_scheme} exact, "
@@ -219,7 +228,7 @@ def _parser() -> _Parser:
                    help="wall seconds per learned best response (alone: instead of the update budget; with "
                         "--br-updates: whichever ends first; machine-dependent, so not bit-reproducible)")
 
-    b = sub.add_parser("br-check", parents=[common],
+    b = sub.add_parser("br-check", parents=[common, compute],
                        help="train an oracle against the exact equilibrium flow; writes DIR/br_check.json")
     b.add_argument("--oracle", default="ddpg", help=f"best-response oracle: {', '.join(ORACLES)} or another "
                    "registered one (default ddpg)")
@@ -244,7 +253,7 @@ def _parser() -> _Parser:
 #: The command line's option for each argument of the Python API that refuses a value.
 _FLAGS = {"oracle": "--oracle", "scheme": "--scheme", "alpha": "--alpha", "recency": "--recency",
           "iterations": "--iterations", "tol": "--tol", "particles": "--particles", "metric": "--metric",
-          "flow": "--flow", "seed": "--seed"}
+          "flow": "--flow", "seed": "--seed", "device": "--device"}
 
 #: Exit code of a run stopped by Ctrl-C (SIGINT), the shell's 128 + 2.
 INTERRUPTED = 130
@@ -335,6 +344,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.command in ("reference", "br-check") and args.out is None:
         written = "reference.json" if args.command == "reference" else "br_check.json"
         raise SpecError("--out", f"required (the directory for {written})")
+    if getattr(args, "device", None) is not None:  # refused before the problem is built or anything is written
+        from mfgsolve.devices import resolve_device
+
+        resolve_device(args.device)
     args.overrides = _parse_sets(args.set)
     problem = load_problem(args.problem, args.overrides)
     if args.command in ("reference", "br-check"):  # refused before any work, not after the training
@@ -392,7 +405,7 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
     run_dir = args.resume if args.resume is not None else args.out
     result = solve(problem, oracle, scheme=scheme, stop=Stop(args.iterations, args.tol), flow=flow, seed=args.seed,
                    run_dir=RunDir(run_dir, resume=args.resume is not None, overwrite=args.force),
-                   progress=False if args.quiet else None)
+                   progress=False if args.quiet else None, device=args.device)
     s = result.summary
     fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
     print(
@@ -421,7 +434,7 @@ def _br_check(problem: Any, args: argparse.Namespace) -> int:
     if getattr(problem, "reference", lambda: None)() is None:
         raise SpecError("PROBLEM", f"{args.problem} has no exact equilibrium to check a best response against")
     torch.set_num_threads(args.threads or default_threads())
-    result = br_check(problem, oracle, seed=args.seed)
+    result = br_check(problem, oracle, seed=args.seed, device=args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "br_check.json", result.to_json())
     print(

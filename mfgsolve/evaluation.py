@@ -39,7 +39,7 @@ def rollout_costs(
     """Total cost (minus total reward) of each of ``n`` agents playing ``policy`` against the frozen ``m``, ``(n,)``."""
     x = problem.sample_x0(n, generator).to(dtype)
     actor = policy.for_population(n, generator)
-    cost = torch.zeros(n, dtype=dtype)
+    cost = torch.zeros(n, dtype=dtype, device=x.device)
     with torch.no_grad():
         for t in range(problem.T):
             a = actor.act(t, x, m).to(dtype)

@@ -105,8 +105,8 @@ class GaussianFlow:
     def sample(self, t: int, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` draws from ``m_t``, shape ``(n, self.n)``."""
         root = psd_sqrt(self.cov_[t])
-        z = torch.randn(n, self.n, generator=generator, dtype=self.mean_.dtype)
-        return self.mean_[t] + z @ root.T
+        z = torch.randn(n, self.n, generator=generator, dtype=self.mean_.dtype, device=generator.device)
+        return self.mean_[t].to(z) + z @ root.T.to(z)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"mean": self.mean_.detach().cpu().numpy(), "cov": self.cov_.detach().cpu().numpy()}
@@ -131,6 +131,12 @@ class ParticleFlow:
         """Equal weights on every sample of ``x`` ``(T+1, N, n)``."""
         N = x.shape[1]
         return cls(x, torch.full(x.shape[:2], 1.0 / N, dtype=x.dtype, device=x.device))
+
+    def to(self, device: torch.device) -> ParticleFlow:
+        """The same flow with its samples and weights on ``device`` (``self`` when they are there already)."""
+        if self.x.device == device and self.w.device == device:
+            return self
+        return ParticleFlow(self.x.to(device), self.w.to(device))
 
     @property
     def T(self) -> int:
@@ -176,7 +182,7 @@ class ParticleFlow:
         if weight == 1.0:
             return other
         if generator is not None and other.size == self.size:
-            take = torch.rand(self.size, generator=generator, dtype=torch.float64) < weight
+            take = torch.rand(self.size, generator=generator, dtype=torch.float64, device=generator.device) < weight
             take = take.to(self.x.device)
             x = torch.where(take[None, :, None], other.x.to(self.x), self.x)
             w = torch.where(take[None, :], other.w.to(self.w), self.w)
@@ -193,7 +199,8 @@ class ParticleFlow:
         .. [1] Douc, Cappe, Moulines (2005), "Comparison of resampling schemes for particle filtering".
         """
         T1 = self.T + 1
-        u = (torch.rand(T1, 1, generator=generator, dtype=self.w.dtype) + torch.arange(n, dtype=self.w.dtype)) / n
+        u = torch.rand(T1, 1, generator=generator, dtype=self.w.dtype, device=generator.device)
+        u = (u + torch.arange(n, dtype=self.w.dtype, device=u.device)) / n
         cdf = torch.cumsum(self.w, dim=1)
         cdf = cdf / cdf[:, -1:]
         idx = torch.searchsorted(cdf, u.to(cdf.device)).clamp_max(self.size - 1)

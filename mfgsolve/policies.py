@@ -101,7 +101,7 @@ class MixturePolicy(Policy):
         return MixturePolicy(tuple(c.bind(m) for c in self.components), self.weights)
 
     def for_population(self, n: int, generator: torch.Generator) -> Policy:
-        probs = torch.tensor(self.weights, dtype=torch.float64)
+        probs = torch.tensor(self.weights, dtype=torch.float64, device=generator.device)
         assignment = torch.multinomial(probs, n, replacement=True, generator=generator)
         return _AssignedMixture(self.components, assignment)
 

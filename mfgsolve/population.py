@@ -52,7 +52,8 @@ def propagate(
     noise : torch.Generator, optional
         Initial states and dynamics noise only. The outer loop passes a generator reset to one seed at every
         iteration: particle ``i`` then keeps its initial state and noise path from flow to flow (common random
-        numbers), so successive flows differ only by what the policies changed.
+        numbers), so successive flows differ only by what the policies changed. The particles live on this
+        generator's device (``generator``'s when ``noise`` is not given).
     """
     if kind == "gaussian":
         return _propagate_gaussian(problem, policy, m)
@@ -67,7 +68,7 @@ def _propagate_particles(
     problem: Problem, policy: Policy, m: Flow | None, *, n: int, generator: torch.Generator,
     noise: torch.Generator, dtype: torch.dtype,
 ) -> ParticleFlow:
-    xs = torch.empty(problem.T + 1, n, problem.n, dtype=dtype)
+    xs = torch.empty(problem.T + 1, n, problem.n, dtype=dtype, device=noise.device)  # the flow lives with its noise
     xs[0] = problem.sample_x0(n, noise).to(dtype)
     own = ParticleFlow.uniform(xs)  # filled in place; step t reads only marginals up to t
     frozen = own if m is None else m

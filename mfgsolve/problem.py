@@ -73,7 +73,8 @@ class Problem(Protocol):
     action_high: torch.Tensor | None
 
     def sample_x0(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Draw ``n`` initial states, shape ``(n, self.n)``."""
+        """Draw ``n`` initial states, shape ``(n, self.n)``, on ``generator``'s device (the run's: draw with
+        ``device=generator.device``; :meth:`step` draws its noise on ``x.device``, which is the same)."""
         ...
 
     def step(self, t: int, x: torch.Tensor, a: torch.Tensor, m: Flow, generator: torch.Generator) -> torch.Tensor:
@@ -97,18 +98,19 @@ class Problem(Protocol):
         ...
 
 
-def probe_problem(problem: Any) -> None:
+def probe_problem(problem: Any, device: torch.device = torch.device("cpu")) -> None:
     """Call a problem's callbacks once on a small batch and check what they return: shapes, dtypes, finiteness.
 
     Run by :func:`mfgsolve.solve` before any work, so that a user's problem that returns ``(batch, 1)`` rewards,
     a state of the wrong width or a NaN is named at once, with the callback, instead of failing deep inside an
-    oracle. Raises :class:`mfgsolve.SpecError` (``field`` is the callback's name).
+    oracle. The probe runs on the run's ``device``: a callback that returns its tensors elsewhere is named too.
+    Raises :class:`mfgsolve.SpecError` (``field`` is the callback's name).
     """
     from mfgsolve.errors import SpecError
     from mfgsolve.flows import ParticleFlow
 
     k, T, n, p = 4, problem.T, problem.n, problem.p
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator(device=device).manual_seed(0)
 
     def tensor(name: str, value: Any, shape: tuple[int, ...]) -> torch.Tensor:
         if not isinstance(value, torch.Tensor):
@@ -117,6 +119,9 @@ def probe_problem(problem: Any) -> None:
             raise SpecError(name, f"returned shape {tuple(value.shape)}, expected {shape} (a batch of {k})")
         if not value.is_floating_point():
             raise SpecError(name, f"returned dtype {value.dtype}, expected a floating-point tensor")
+        if value.device != device:
+            raise SpecError(name, f"returned a tensor on {value.device}, expected the run's device {device} (make "
+                                  "tensors with device=x.device, and draw with device=generator.device)")
         if not torch.isfinite(value).all():
             raise SpecError(name, "returned a non-finite value on a probe batch")
         return value
@@ -124,9 +129,9 @@ def probe_problem(problem: Any) -> None:
     x = tensor("sample_x0", problem.sample_x0(k, g), (k, n)).double()
     m = ParticleFlow.uniform(x.expand(T + 1, -1, -1).clone())
     low, high = getattr(problem, "action_low", None), getattr(problem, "action_high", None)
-    a = torch.zeros(k, p, dtype=x.dtype)
+    a = torch.zeros(k, p, dtype=x.dtype, device=device)
     if low is not None and high is not None:
-        a = a + 0.5 * (torch.as_tensor(low, dtype=x.dtype) + torch.as_tensor(high, dtype=x.dtype))
+        a = a + 0.5 * (torch.as_tensor(low, dtype=x.dtype) + torch.as_tensor(high, dtype=x.dtype)).to(device)
     tensor("step", problem.step(0, x, a, m, g), (k, n))
     tensor("reward", problem.reward(0, x, a, m), (k,))
     tensor("terminal_reward", problem.terminal_reward(x, m), (k,))

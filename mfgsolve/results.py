@@ -286,10 +286,14 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def environment(device: str = "cpu") -> dict[str, Any]:
-    """Versions and provenance recorded with every run, so a cited number can be traced to its code."""
+def environment(device: Any = "cpu") -> dict[str, Any]:
+    """Versions and provenance recorded with every run, so a cited number can be traced to its code (``device``:
+    the run's; a CUDA device adds the GPU's name and the CUDA version torch was built with)."""
     import ot
     import torch
+
+    device = torch.device(device)
+    gpu = {"gpu": torch.cuda.get_device_name(device), "cuda": torch.version.cuda} if device.type == "cuda" else {}
 
     from mfgsolve._version import __version__
 
@@ -301,6 +305,7 @@ def environment(device: str = "cpu") -> dict[str, Any]:
         "numpy": np.__version__,
         "pot": ot.__version__,
         "platform": platform.platform(),
-        "device": device,
+        "device": str(device),
+        **gpu,
         "torch_threads": torch.get_num_threads(),
     }

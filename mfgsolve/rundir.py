@@ -1,7 +1,8 @@
 """A run directory belongs to one run: its fingerprint, its lock, and what may be written into it.
 
 A run is determined by its problem (the full spec: content, not the path of a file), oracle, scheme, flow kind,
-particles, seed, metric, evaluation sizes and initial flow. Their hash, the *fingerprint*, is recorded in
+particles, seed, metric, evaluation sizes, initial flow and the kind of device (CPU or CUDA: their random streams
+differ, and a generator's state belongs to one kind; which GPU does not matter). Their hash, the *fingerprint*, is recorded in
 ``config.json`` and in every ``checkpoint.pt``; a run resumes only a directory and a checkpoint with its own
 fingerprint, and says which setting differs otherwise. The iteration budget and the tolerance are not part of
 it: they say when to stop, not what each iteration computes, so a run may be resumed with a larger budget.
@@ -37,7 +38,7 @@ RUN_FILES = (CHECKPOINT, "summary.json", "flow.npz", "history.csv", CONFIG,
              "convergence.png", "convergence.pdf", "flow.png", "flow.pdf")
 #: The settings that determine a run, in ``config.json`` under these names.
 FINGERPRINTED = ("problem", "oracle", "scheme", "flow", "particles", "seed", "metric", "eval_particles",
-                 "final_eval_particles", "initial_flow")
+                 "final_eval_particles", "initial_flow", "device")
 
 
 def _plain(value: Any) -> Any:
@@ -58,11 +59,15 @@ def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
                                    "its config() must return JSON values (numbers, strings, lists, dicts)") from None
     if isinstance(out["problem"], dict):
         out["problem"] = {k: v for k, v in out["problem"].items() if k != "name"}
+    out["device"] = str(out["device"] or "cpu").split(":")[0]  # recorded before runs had a device: the CPU
     return out
 
 
 def fingerprint(settings: Mapping[str, Any]) -> str:
-    """SHA-256 of the settings as canonical JSON."""
+    """SHA-256 of the settings as canonical JSON (a CPU run's without its device: the fingerprint it had before
+    runs recorded one, so that those directories still resume)."""
+    if settings.get("device") == "cpu":
+        settings = {k: v for k, v in settings.items() if k != "device"}
     text = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from mfgsolve import rundir
 from mfgsolve.checkpoint import load_checkpoint, save_checkpoint
+from mfgsolve.devices import resolve_device
 from mfgsolve.diagnosis import diagnose, posterior_bound, regression_rate, running_rate
 from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, RunDirError, SpecError
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
@@ -120,9 +121,9 @@ def _save_checkpoint(run_dir: Path, state: _LoopState, oracle: Oracle) -> None:
     atomic_write(run_dir / CHECKPOINT, save_checkpoint(blob))
 
 
-def _load_checkpoint(run_dir: Path, oracle: Oracle, fingerprint: str) -> _LoopState:
+def _load_checkpoint(run_dir: Path, oracle: Oracle, fingerprint: str, device: torch.device) -> _LoopState:
     # data only (mfgsolve.checkpoint's allow-list): a crafted file is refused before anything in it runs
-    blob = load_checkpoint(run_dir / CHECKPOINT, extra=[_LoopState])
+    blob = load_checkpoint(run_dir / CHECKPOINT, extra=[_LoopState], device=device)
     if blob.get("fingerprint") != fingerprint or not isinstance(blob["state"], _LoopState):
         raise RunDirError("run_dir", f"{run_dir / CHECKPOINT} belongs to another run than {run_dir / 'config.json'}")
     if blob["oracle"] is not None:
@@ -132,7 +133,7 @@ def _load_checkpoint(run_dir: Path, oracle: Oracle, fingerprint: str) -> _LoopSt
 
 def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, stop: Any, flow: Any, seed: Any,
                      initial_flow: Any, evaluation: Any, run_dir: Any, callback: Any = None,
-                     metadata: Any = None) -> None:
+                     metadata: Any = None, device: torch.device = torch.device("cpu")) -> None:
     """Types and ranges of :func:`solve`'s arguments, each refused with a :class:`SpecError` naming it (the
     option objects check their own fields when they are made)."""
     for name in ("sample_x0", "step", "reward", "terminal_reward"):
@@ -178,7 +179,7 @@ def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, stop: Any, flow:
         if initial_flow.T != T or initial_flow.n != problem.n:
             raise SpecError("initial_flow", f"has horizon {initial_flow.T} and dimension {initial_flow.n}; the problem "
                             f"has {T} and {problem.n}")
-    probe_problem(problem)
+    probe_problem(problem, device)
 
 
 def _summary(problem: Problem, oracle: Oracle, scheme: Scheme, history: list[IterationRecord], *, converged: bool,
@@ -234,6 +235,7 @@ def solve(
     progress: bool | None = None,
     callback: Callable[[IterationRecord], None] | None = None,
     metadata: dict[str, Any] | None = None,
+    device: str | torch.device = "cpu",
 ) -> SolveResult:
     r"""Search the equilibrium flow by iterating best responses under ``scheme``.
 
@@ -283,6 +285,12 @@ def solve(
         Called with each :class:`IterationRecord` as it is made.
     metadata : dict, optional
         Extra entries for ``config.json``.
+    device : str or torch.device
+        Where the particle flows, their propagation and evaluation, and a learned oracle's networks, replay and
+        rollouts live: ``"cpu"`` (default: a seed gives the same history on every CPU), ``"cuda"``, ``"cuda:N"``
+        or ``"auto"`` (:func:`mfgsolve.devices.resolve_device`). The run's random streams are drawn on it, so a
+        CUDA run has other random numbers than a CPU run of the same seed. Recorded in ``config.json``; a run is
+        resumed on a device of the same kind.
 
     Returns
     -------
@@ -291,8 +299,9 @@ def solve(
         the last best response (Picard, damped) or fictitious play's mixture of them, each bound to the flow it
         answered (:meth:`Policy.bind`), so that exploitabilities evaluate the strategies that were computed.
     """
+    device = resolve_device(device)
     _check_arguments(problem, oracle, scheme, stop=stop, flow=flow, seed=seed, initial_flow=initial_flow,
-                     evaluation=evaluation, run_dir=run_dir, callback=callback, metadata=metadata)
+                     evaluation=evaluation, run_dir=run_dir, callback=callback, metadata=metadata, device=device)
     preset = preset_for(oracle)
     scheme = preset.scheme() if scheme is None else scheme
     stop = Stop() if stop is None else stop
@@ -302,7 +311,7 @@ def solve(
     eval_particles, final_eval_particles = evaluation.particles, evaluation.final_particles
     run = run_dir if isinstance(run_dir, RunDir) or run_dir is None else RunDir(run_dir)
     if preset.br_updates is not None and callable(getattr(oracle, "for_run", None)):
-        oracle = oracle.for_run(seed=seed, updates=preset.br_updates)
+        oracle = oracle.for_run(seed=seed, updates=preset.br_updates, device=device)
     if flow is None:
         flow = Gaussian() if isinstance(problem, LQProblem) and getattr(oracle, "exact", False) else Particles()
     kind: FlowKind = flow.kind
@@ -319,15 +328,16 @@ def solve(
         "particles": particles if kind == "particles" else None,
         "metric": estimator,
         "seed": seed,
+        "device": str(device),
         "eval_particles": eval_particles,
         "final_eval_particles": final_eval_particles,
         "initial_flow": rundir.flow_digest(initial_flow),
         **({"source": source} if source is not None else {}),
         **(metadata or {}),
-        "environment": environment(),
+        "environment": environment(device),
     }
-    generator = torch.Generator().manual_seed(seed)
-    eval_generator = torch.Generator().manual_seed(seed + 1)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    eval_generator = torch.Generator(device=device).manual_seed(seed + 1)
     rng = np.random.default_rng(seed)
     crn = noise_seed(seed)
     reference, no_equilibrium = _reference_of(problem)
@@ -345,13 +355,15 @@ def solve(
     try:  # the directory is released however the run ends (a refused argument, a failed response, Ctrl-C)
         if claim is not None and claim.has_checkpoint:
             assert out is not None
-            st = _load_checkpoint(out, oracle, claim.fingerprint)
-            generator.set_state(st.torch_state)
-            eval_generator.set_state(st.eval_state)
+            st = _load_checkpoint(out, oracle, claim.fingerprint, device)
+            generator.set_state(st.torch_state.cpu())  # a generator's state is a CPU tensor, whatever its device
+            eval_generator.set_state(st.eval_state.cpu())
             rng.bit_generator.state = st.numpy_state
         else:
             m0 = initial_flow if initial_flow is not None else static_flow(
-                problem, kind=kind, n=particles, generator=torch.Generator().manual_seed(crn))
+                problem, kind=kind, n=particles, generator=torch.Generator(device=device).manual_seed(crn))
+            if isinstance(m0, ParticleFlow):
+                m0 = m0.to(device)
             st = _LoopState(k=0, m=m0, policy=None, warm=None, history=[], gaps=[], floors=[], cosines=[], last_step=None,
                             elapsed=0.0, torch_state=generator.get_state(), numpy_state=rng.bit_generator.state,
                             eval_state=eval_generator.get_state())
@@ -374,7 +386,7 @@ def solve(
                 _fail_run(out, problem, oracle, scheme, st, str(exc), time.perf_counter() - start)
                 raise ResponseFailedError(f"best response {k + 1} failed: {exc}") from None
             mu = propagate(problem, pi, m, kind=kind, n=particles, generator=generator,
-                           noise=torch.Generator().manual_seed(crn))
+                           noise=torch.Generator(device=device).manual_seed(crn))
             # the response is a strategy against m: bound to it, it stays one inside averages and evaluations
             m_next, policy = scheme.update(k, m, mu, pi.bind(m), st.policy, generator)
             if isinstance(m_next, ParticleFlow) and m_next.size > particles:

@@ -138,7 +138,7 @@ class CrowdAversion:
         self._reference: PotentialReference | UncertifiedReferenceError | None = None
 
     def sample_x0(self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        z = torch.randn(n, 1, generator=generator, dtype=dtype)
+        z = torch.randn(n, 1, generator=generator, dtype=dtype, device=generator.device)
         return self.params["x0_mean"] + self.params["x0_std"] * z
 
     def step(self, t: int, x: torch.Tensor, a: torch.Tensor, m: Flow, generator: torch.Generator) -> torch.Tensor:
@@ -196,7 +196,7 @@ class CrowdAversion:
         x = self.grid_model().grid
         S, h = x.shape[0], x[1] - x[0]
         pi = np.zeros((self.T, S, S))
-        xs = torch.as_tensor(x, dtype=torch.float64)[:, None]
+        xs = torch.as_tensor(x, dtype=torch.float64, device=m.means().device)[:, None]  # where the run's policies act
         rows = np.arange(S)
         with torch.no_grad():
             for t in range(self.T):

@@ -84,8 +84,8 @@ class CrowdNavigation:
         return torch.as_tensor(self.params["goal"], dtype=x.dtype, device=x.device)
 
     def sample_x0(self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        z = torch.randn(n, 2, generator=generator, dtype=dtype)
-        return torch.as_tensor(self.params["x0_mean"], dtype=dtype) + self.params["x0_std"] * z
+        z = torch.randn(n, 2, generator=generator, dtype=dtype, device=generator.device)
+        return torch.as_tensor(self.params["x0_mean"], dtype=dtype, device=z.device) + self.params["x0_std"] * z
 
     def step(self, t: int, x: torch.Tensor, a: torch.Tensor, m: Flow, generator: torch.Generator) -> torch.Tensor:
         z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)

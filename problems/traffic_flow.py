@@ -88,8 +88,9 @@ class TrafficFlow:
 
     def sample_x0(self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         p = self.params
-        s = p["platoon"] * torch.rand(n, generator=generator, dtype=dtype)
-        v = (p["v0_mean"] + p["v0_std"] * torch.randn(n, generator=generator, dtype=dtype)).clamp_min(0.0)
+        s = p["platoon"] * torch.rand(n, generator=generator, dtype=dtype, device=generator.device)
+        v = p["v0_mean"] + p["v0_std"] * torch.randn(n, generator=generator, dtype=dtype, device=generator.device)
+        v = v.clamp_min(0.0)
         return torch.stack([s, v], dim=1)
 
     def density(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:

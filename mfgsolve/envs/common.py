@@ -55,7 +55,7 @@ def population_features(m: Flow, T: int) -> torch.Tensor:
 def observation(x: torch.Tensor, t: int, T: int, features: torch.Tensor | None = None) -> torch.Tensor:
     """Observations ``(B, observation_size)`` float32 of states ``x`` ``(B, n)`` at step ``t``; ``features``: the
     population's at ``t`` ``(2n,)`` (or one row per agent ``(B, 2n)``), ``None`` for none."""
-    parts = [x.to(torch.float32), time_features(t, T, x.shape[0])]
+    parts = [x.to(torch.float32), time_features(t, T, x.shape[0], x.device)]
     if features is not None:
-        parts.append(features.to(torch.float32).expand(x.shape[0], -1))
+        parts.append(features.to(x.device, torch.float32).expand(x.shape[0], -1))
     return torch.cat(parts, dim=1)

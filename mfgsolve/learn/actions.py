@@ -49,7 +49,7 @@ class ActionMap:
 
     def to_action(self, u: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """Problem actions, in ``dtype``, of the unit actions ``u`` ``(B, p)``."""
-        return self.center.to(dtype) + self.half.to(dtype) * u.to(dtype)
+        return self.center.to(u.device, dtype) + self.half.to(u.device, dtype) * u.to(dtype)
 
     def to_unit(self, a: torch.Tensor) -> torch.Tensor:
         """Unit actions (float32) of the problem actions ``a`` ``(B, p)``."""

@@ -79,7 +79,7 @@ def _points(m: Flow, t: int, base: torch.Tensor) -> tuple[torch.Tensor, torch.Te
         idx = torch.searchsorted(cdf, u).clamp_max(x.shape[0] - 1)
         return x[idx], torch.full((k,), 1.0 / k, dtype=torch.float64)
     mean, cov = flow_moments(m, t)
-    return mean + base.to(torch.float64) @ psd_sqrt(cov).T, torch.full((k,), 1.0 / k, dtype=torch.float64)
+    return mean + base.cpu().to(torch.float64) @ psd_sqrt(cov).T, torch.full((k,), 1.0 / k, dtype=torch.float64)
 
 
 class PopulationEncoder(nn.Module, metaclass=ABCMeta):
@@ -106,10 +106,11 @@ class PopulationEncoder(nn.Module, metaclass=ABCMeta):
 
     @abstractmethod
     def raw(self, m: Flow, t: int) -> torch.Tensor:
-        """The fixed description of ``m_t`` (float32, no gradient)."""
+        """The fixed description of ``m_t`` (float32, no gradient), computed on the CPU wherever the encoder
+        lives (it reads moments and a few thousand points); the caller moves it to the networks' device."""
 
     def raw_flow(self, m: Flow) -> torch.Tensor:
-        """Descriptions of every marginal, stacked: ``(T+1, *raw_shape)``."""
+        """Descriptions of every marginal, stacked: ``(T+1, *raw_shape)`` (on the CPU, as :meth:`raw`)."""
         return torch.stack([self.raw(m, t) for t in range(m.T + 1)])
 
     def _std(self, x: torch.Tensor) -> torch.Tensor:
@@ -161,7 +162,7 @@ class HistogramEncoder(PopulationEncoder):
             x, w = x.detach().cpu().to(torch.float64), w.detach().cpu().to(torch.float64)
         else:
             x, w = _points(m, t, self.base)
-        idx = torch.bucketize(self._std(x).contiguous(), self.edges)  # (N, n) bin of each coordinate
+        idx = torch.bucketize(self._std(x).contiguous(), self.edges.cpu())  # (N, n) bin of each coordinate
         if self.n == 2:
             flat = idx[:, 0] * self.bins + idx[:, 1]
             h = torch.zeros(self.bins * self.bins, dtype=torch.float64).index_add_(0, flat, w)
@@ -242,9 +243,10 @@ def make_encoder(
     """
     if kind == "moments":
         return MomentEncoder(n, loc, scale, out_dim, hidden=hidden, activation=activation)
-    base = torch.randn(max(particles, 1), n, generator=generator, dtype=torch.float64)
+    base = torch.randn(max(particles, 1), n, generator=generator, dtype=torch.float64, device=generator.device)
     if kind == "histogram":
-        hist_base = torch.randn(max(1024, particles), n, generator=generator, dtype=torch.float64)
+        hist_base = torch.randn(max(1024, particles), n, generator=generator, dtype=torch.float64,
+                                device=generator.device)
         return HistogramEncoder(n, loc, scale, out_dim, hidden=hidden, activation=activation, bins=bins,
                                 base=hist_base)
     if kind == "deepsets":

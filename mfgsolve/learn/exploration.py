@@ -89,7 +89,7 @@ class GaussianNoise(Exploration):
     kind = "gaussian"
 
     def explore(self, a, *, actor_fn, scale, generator):
-        return a + (scale * self.sigma) * torch.randn(a.shape, generator=generator, dtype=a.dtype)
+        return a + (scale * self.sigma) * torch.randn(a.shape, generator=generator, dtype=a.dtype, device=a.device)
 
 
 class OrnsteinUhlenbeckNoise(Exploration):
@@ -105,11 +105,11 @@ class OrnsteinUhlenbeckNoise(Exploration):
         self.state = torch.zeros(0, 0)
 
     def reset(self, n_agents, p, actor, generator):
-        self.state = torch.zeros(n_agents, p)
+        self.state = torch.zeros(n_agents, p, device=generator.device)
 
     def explore(self, a, *, actor_fn, scale, generator):
         innov = math.sqrt(1.0 - (1.0 - self.theta) ** 2)
-        eps = torch.randn(a.shape, generator=generator, dtype=a.dtype)
+        eps = torch.randn(a.shape, generator=generator, dtype=a.dtype, device=a.device)
         self.state = (1.0 - self.theta) * self.state.to(a) + self.sigma * innov * eps
         return a + scale * self.state
 
@@ -146,7 +146,7 @@ class ParameterNoise(Exploration):
         out = copy.deepcopy(actor)
         with torch.no_grad():
             for p in out.parameters():
-                p.add_(self.param_sigma * torch.randn(p.shape, generator=generator, dtype=p.dtype))
+                p.add_(self.param_sigma * torch.randn(p.shape, generator=generator, dtype=p.dtype, device=p.device))
                 p.requires_grad_(False)
         return out
 

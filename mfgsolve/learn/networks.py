@@ -29,13 +29,14 @@ __all__ = ["Actor", "Critic", "mlp", "init_parameters", "polyak_update", "time_f
 TIME_FEATURES = 2
 
 
-def time_features(t: torch.Tensor | int, T: int, rows: int) -> torch.Tensor:
-    r"""Time inputs ``(rows, 2)``: :math:`t/T` and the inverse time to go :math:`1/(T - t + 1)`.
+def time_features(t: torch.Tensor | int, T: int, rows: int, device: torch.device | None = None) -> torch.Tensor:
+    r"""Time inputs ``(rows, 2)``: :math:`t/T` and the inverse time to go :math:`1/(T - t + 1)`, on ``device``
+    (default: ``t``'s, the CPU for a number).
 
     The second resolves the last steps of the horizon, where finite-horizon values and policies change fastest
     (for LQ, the Riccati gains move most over the final steps).
     """
-    t = torch.as_tensor(t, dtype=torch.float32).expand(rows).reshape(-1, 1)
+    t = torch.as_tensor(t, dtype=torch.float32, device=device).expand(rows).reshape(-1, 1)
     return torch.cat([t / T, 1.0 / (T - t + 1.0)], dim=1)
 
 

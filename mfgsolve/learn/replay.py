@@ -39,11 +39,14 @@ class RingBuffer:
         ``name -> (shape, dtype)``: each row of field ``name`` is a tensor of that shape and dtype.
     """
 
-    def __init__(self, capacity: int, fields: Mapping[str, tuple[tuple[int, ...], torch.dtype]]) -> None:
+    def __init__(self, capacity: int, fields: Mapping[str, tuple[tuple[int, ...], torch.dtype]],
+                 device: torch.device | str = "cpu") -> None:
         if capacity < 1:
             raise ValueError("replay capacity must be positive")
         self.capacity = capacity
-        self._data = {name: torch.zeros(capacity, *shape, dtype=dtype) for name, (shape, dtype) in fields.items()}
+        self.device = torch.device(device)
+        self._data = {name: torch.zeros(capacity, *shape, dtype=dtype, device=self.device)
+                      for name, (shape, dtype) in fields.items()}
         self.ptr = 0
         self.size = 0
 
@@ -53,15 +56,16 @@ class RingBuffer:
     def add(self, batch: Mapping[str, torch.Tensor]) -> None:
         """Append the rows of ``batch`` (a tensor per field, same first dimension), wrapping around when full."""
         k = next(iter(batch.values())).shape[0]
-        idx = (self.ptr + torch.arange(k)) % self.capacity
+        idx = (self.ptr + torch.arange(k, device=self.device)) % self.capacity
         for name, v in batch.items():
-            self._data[name][idx] = v.to(self._data[name].dtype)
+            self._data[name][idx] = v.to(self.device, self._data[name].dtype)
         self.ptr = (self.ptr + k) % self.capacity
         self.size = min(self.size + k, self.capacity)
 
     def sample_rows(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """``batch_size`` rows drawn uniformly with replacement (one ``randint`` draw from ``generator``)."""
-        idx = torch.randint(self.size, (batch_size,), generator=generator)
+        """``batch_size`` rows drawn uniformly with replacement (one ``randint`` draw from ``generator``, which
+        lives on the buffer's device)."""
+        idx = torch.randint(self.size, (batch_size,), generator=generator, device=self.device)
         return {name: v[idx] for name, v in self._data.items()}
 
     def stored(self, name: str) -> torch.Tensor:
@@ -76,7 +80,7 @@ class RingBuffer:
         if size > self.capacity:
             raise ValueError(f"replay state holds {size} transitions, more than the capacity {self.capacity}")
         for k in self._data:
-            self._data[k][:size] = state[k]  # type: ignore[index]
+            self._data[k][:size] = state[k].to(self.device)  # type: ignore[index,union-attr]
         self.ptr, self.size = int(state["ptr"]), size  # type: ignore[arg-type]
 
 
@@ -105,12 +109,13 @@ class ReplayBuffer(RingBuffer):
         State and action dimensions.
     """
 
-    def __init__(self, capacity: int, n: int, p: int, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(self, capacity: int, n: int, p: int, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str = "cpu") -> None:
         super().__init__(capacity, {
             "t": ((), torch.int64), "x": ((n,), dtype), "a": ((p,), dtype), "r": ((), dtype),
             "x_next": ((n,), dtype), "done": ((), dtype), "bonus": ((), dtype), "flow": ((), torch.int64),
             "k": ((), torch.int64),
-        })
+        }, device)
         self.n, self.p = n, p
 
     def add(self, batch: ReplaySample | Mapping[str, torch.Tensor]) -> None:  # type: ignore[override]

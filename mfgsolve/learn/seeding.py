@@ -20,8 +20,8 @@ import torch
 __all__ = ["named_generators"]
 
 
-def named_generators(seed: int, names: Sequence[str]) -> dict[str, torch.Generator]:
-    """One ``torch.Generator`` per name in ``names``, all derived from ``seed`` (module docstring)."""
+def named_generators(seed: int, names: Sequence[str], device: torch.device | str = "cpu") -> dict[str, torch.Generator]:
+    """One ``torch.Generator`` per name in ``names`` on ``device``, all derived from ``seed`` (module docstring)."""
     children = np.random.SeedSequence(seed).spawn(len(names))
-    return {name: torch.Generator().manual_seed(int(s.generate_state(1, dtype=np.uint64)[0] >> 1))
+    return {name: torch.Generator(device=device).manual_seed(int(s.generate_state(1, dtype=np.uint64)[0] >> 1))
             for name, s in zip(names, children)}

@@ -247,8 +247,8 @@ class LQProblem:
         return self._tensors[key]
 
     def sample_x0(self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        c = self._t(torch.empty(0, dtype=dtype))
-        z = torch.randn(n, self.n, generator=generator, dtype=dtype)
+        c = self._t(torch.empty(0, dtype=dtype, device=generator.device))
+        z = torch.randn(n, self.n, generator=generator, dtype=dtype, device=generator.device)
         return c["mu0"] + z @ c["x0_sqrt"].T
 
     def step(self, t: int, x: torch.Tensor, a: torch.Tensor, m: Flow, generator: torch.Generator) -> torch.Tensor:

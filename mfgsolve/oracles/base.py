@@ -7,6 +7,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+import torch
+
 from mfgsolve.flows import Flow
 from mfgsolve.policies import Policy
 from mfgsolve.presets import preset_for
@@ -56,13 +58,14 @@ class Oracle(Protocol):
         """JSON-serialisable settings (recorded in ``config.json``)."""
         ...
 
-    def for_run(self, *, seed: int, updates: int) -> Oracle:
-        """The oracle a run uses: this one with the run's ``seed`` and budget where it leaves them open.
+    def for_run(self, *, seed: int, updates: int, device: torch.device) -> Oracle:
+        """The oracle a run uses: this one with the run's ``seed`` and budget where it leaves them open, on the
+        run's ``device``.
 
         A learned oracle whose settings give no seed takes ``seed``, and one that gives no budget (neither updates
-        nor seconds) takes ``updates``; an oracle that gives both, or has neither (exact), is returned as it is.
-        Called once, before the first best response (a learned oracle that has trained refuses to change its
-        seed or budget: ``ValueError``).
+        nor seconds) takes ``updates``; an oracle that gives both, or has neither (exact), is returned as it is
+        (moved to ``device``). Called once, before the first best response (a learned oracle that has trained
+        refuses to change its seed, budget or device: ``ValueError``). Its policies act on states on ``device``.
         """
         ...
 
@@ -71,11 +74,14 @@ class LearnedOracle(abc.ABC):
     """What the learned oracles share: settings (a frozen dataclass ``cfg``) whose seed and budget a run supplies.
 
     ``cfg.seed`` and ``cfg.updates`` may be ``None``: :meth:`for_run` fills them from the run; an oracle used
-    directly plays seed 0 and its preset's ``br_updates`` (:func:`mfgsolve.presets.preset_for`) (:attr:`settings`). A subclass
-    says whether it holds training state (:attr:`trained`) and takes its config as first constructor argument.
+    directly plays seed 0 and its preset's ``br_updates`` (:func:`mfgsolve.presets.preset_for`; :attr:`settings`) on
+    the CPU. A subclass says whether it holds training state (:attr:`trained`) and takes its config as first
+    constructor argument. The device is the run's, not a setting: it is no part of :attr:`cfg` (nor of ``config()``).
     """
 
     cfg: Any
+    device: torch.device = torch.device("cpu")
+    """Where the networks, replay, rollouts and random streams live (set by :meth:`for_run`)."""
 
     @property
     def settings(self) -> Any:
@@ -92,8 +98,9 @@ class LearnedOracle(abc.ABC):
     def trained(self) -> bool:
         """Whether the oracle holds state from training (its seed and budget are then fixed)."""
 
-    def for_run(self: _Self, *, seed: int, updates: int) -> _Self:
-        """See :meth:`Oracle.for_run`: ``self`` when seed and budget are set, else a new oracle of this class.
+    def for_run(self: _Self, *, seed: int, updates: int, device: torch.device = torch.device("cpu")) -> _Self:
+        """See :meth:`Oracle.for_run`: ``self`` when seed, budget and device are set, else a new oracle of this
+        class.
 
         Examples
         --------
@@ -107,11 +114,14 @@ class LearnedOracle(abc.ABC):
         """
         cfg = self.cfg
         budget = cfg.updates is not None or cfg.seconds is not None
-        if cfg.seed is not None and budget:
+        device = torch.device(device)
+        if cfg.seed is not None and budget and device == self.device:
             return self
         if self.trained:
-            raise ValueError(f"{type(self).__name__}.for_run: the oracle has trained already; give it a seed and a "
-                             "budget before its first best response")
+            raise ValueError(f"{type(self).__name__}.for_run: the oracle has trained already; give it a seed, a "
+                             "budget and a device before its first best response")
         new = dataclasses.replace(cfg, seed=seed if cfg.seed is None else cfg.seed,
                                   updates=cfg.updates if budget else updates)
-        return type(self)(new)  # type: ignore[call-arg]
+        out = type(self)(new)  # type: ignore[call-arg]
+        out.device = device
+        return out

@@ -270,7 +270,7 @@ class DDPGConfig:
 def _standardise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, t: torch.Tensor | int, T: int) -> torch.Tensor:
     """Network state input ``(B, n+2)``: the state standardised by the flow's moments at ``t``, and the time."""
     s = ((x - mean.to(x)) / std.to(x)).to(torch.float32)
-    return torch.cat([s, time_features(t, T, x.shape[0])], dim=1)
+    return torch.cat([s, time_features(t, T, x.shape[0], x.device)], dim=1)
 
 
 # ================================================================================================ policies
@@ -285,13 +285,19 @@ class FlowContext:
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"mean": self.mean, "std": self.std, "raw": self.raw}
 
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> FlowContext:
+        """The context of :meth:`state_dict`, on the CPU (where contexts live; a checkpoint loads onto the run's
+        device)."""
+        return cls(**{k: v.cpu() for k, v in state.items()})
+
 
 def flow_context(m: Flow, T: int, encoder: PopulationEncoder, std_floor: torch.Tensor) -> FlowContext:
     """What an actor reads of the flow ``m`` at every ``t``: its moments (floored standard deviations) and ``raw``."""
     mom = [flow_moments(m, t) for t in range(T + 1)]
     mean = torch.stack([mu for mu, _ in mom])
     std = torch.stack([torch.diagonal(c).clamp_min(0).sqrt() for _, c in mom])
-    return FlowContext(mean=mean, std=torch.maximum(std, std_floor), raw=encoder.raw_flow(m))
+    return FlowContext(mean=mean, std=torch.maximum(std, std_floor.to(std)), raw=encoder.raw_flow(m))
 
 
 #: Rows per actor call when a policy acts on a population: a large population goes through in blocks whose
@@ -300,9 +306,11 @@ ACT_CHUNK = 8192
 
 
 def _act_rows(actor: Actor, s: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
-    """Unit actions of ``actor`` for the inputs ``s`` ``(B, n+2)``, all reading the one description ``raw``."""
+    """Unit actions of ``actor`` for the inputs ``s`` ``(B, n+2)``, all reading the one description ``raw`` (moved
+    to the device of ``s``, the actor's)."""
+    raw = raw.to(s.device)
     with torch.no_grad():
-        blocks = [actor(c, raw, torch.zeros(c.shape[0], dtype=torch.int64)) for c in s.split(ACT_CHUNK)]
+        blocks = [actor(c, raw, torch.zeros(c.shape[0], dtype=torch.int64, device=s.device)) for c in s.split(ACT_CHUNK)]
     return blocks[0] if len(blocks) == 1 else torch.cat(blocks)
 
 
@@ -330,7 +338,7 @@ class DDPGPolicy(Policy):
 
     def unit_act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
         mean, cov = flow_moments(m, t)
-        std = torch.maximum(torch.diagonal(cov).clamp_min(0).sqrt(), self.std_floor)
+        std = torch.maximum(torch.diagonal(cov).clamp_min(0).sqrt(), self.std_floor.to(cov))
         s = _standardise(x, mean, std, t, self.T)
         return _act_rows(self.actor, s, self.actor.encoder.raw(m, t)[None])
 
@@ -417,13 +425,14 @@ class DDPGLearner:
         """Networks (initialised from ``generators["init"]``) for states standardised by ``loc`` and ``scale``."""
         n, p, T = dims
         g = generators["init"]
+        device = g.device  # the networks and the replay live with the oracle's random streams
         bounded = bounds[0] is not None and bounds[1] is not None
         template = make_encoder(cfg.encoder, n, loc=loc, scale=scale, out_dim=cfg.encoder_dim, hidden=cfg.hidden,
                                 activation=cfg.activation, bins=cfg.hist_bins, particles=cfg.particles,
-                                heads=cfg.attention_heads, generator=g)
+                                heads=cfg.attention_heads, generator=g).to(device)
         # base points drawn once: actor and critics read identical descriptions
         actor = Actor(n, p, copy.deepcopy(template), hidden=cfg.hidden, activation=cfg.activation, bounded=bounded,
-                      skip=cfg.actor_skip, steps=T if cfg.step_onehot == "all" else None)
+                      skip=cfg.actor_skip, steps=T if cfg.step_onehot == "all" else None).to(device)
         init_parameters(actor, g, final=actor.head[-1])  # type: ignore[arg-type]
         if actor.skip is not None:  # start from (nearly) zero actions: a random linear feedback can destabilise
             torch.nn.init.zeros_(actor.skip.weight)
@@ -431,7 +440,7 @@ class DDPGLearner:
         for j in range(2 if cfg.twin else 1):
             critic = Critic(n, p, copy.deepcopy(template), hidden=cfg.hidden, activation=cfg.activation,
                             bilinear=cfg.critic_bilinear, split=cfg.critic_split,
-                            steps=T if cfg.step_onehot != "off" else None)
+                            steps=T if cfg.step_onehot != "off" else None).to(device)
             init_parameters(critic, g, final=critic.head[-1])  # type: ignore[arg-type]
             if critic.value is not None:
                 init_parameters(critic.value, g, final=critic.value[-1])  # type: ignore[arg-type]
@@ -443,14 +452,14 @@ class DDPGLearner:
             nets=nets,
             optimisers={"actor": torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr, fused=True),
                         "critic": torch.optim.Adam(critic_params, lr=cfg.critic_lr, fused=True)},
-            replay=ReplayBuffer(cfg.replay_size, n, p),
+            replay=ReplayBuffer(cfg.replay_size, n, p, device=device),
             noise=make_exploration(cfg.noise, sigma=cfg.exploration_sigma(bounded), ou_theta=cfg.ou_theta,
                                    param_initial=cfg.param_noise_initial, population_beta=cfg.population_beta),
             generators=generators,
             dims=(n, p, T),
             bounds=bounds,
             actions=ActionMap(bounds[0], bounds[1], cfg.action_scale),
-            std_floor=(0.1 * scale).to(torch.float64),
+            std_floor=(0.1 * scale).to("cpu", torch.float64),  # beside the flow contexts, which stay on the CPU
             population_input=cfg.population_input,
             reward_scale=reward_scale,
         )
@@ -462,7 +471,7 @@ class DDPGLearner:
             live = self.replay.flows()
             self.contexts = {k: v for k, v in self.contexts.items() if k in live}
         else:
-            self.replay = ReplayBuffer(replay_size, self.dims[0], self.dims[1])
+            self.replay = ReplayBuffer(replay_size, self.dims[0], self.dims[1], device=self.replay.device)
             self.contexts = {}
         flow_id = self.next_flow
         self.next_flow += 1
@@ -520,10 +529,10 @@ class DDPGLearner:
         for k, v in state["optimisers"].items():
             learner.optimisers[k].load_state_dict(v)
         learner.replay.load_state_dict(state["replay"])
-        learner.contexts = {int(k): FlowContext(**v) for k, v in state["contexts"].items()}
+        learner.contexts = {int(k): FlowContext.from_state_dict(v) for k, v in state["contexts"].items()}
         learner.next_flow = int(state["next_flow"])
         frozen = state.get("frozen_context")
-        learner.frozen = None if frozen is None else FlowContext(**frozen)
+        learner.frozen = None if frozen is None else FlowContext.from_state_dict(frozen)
         return learner
 
 
@@ -538,17 +547,19 @@ def _check_finite(value: torch.Tensor, what: str, update: int, call: int) -> Non
 
 
 class _Contexts:
-    """The contexts of a response's flows stacked for batched look-ups by ``(flow index, t)``."""
+    """The contexts of a response's flows stacked for batched look-ups by ``(flow index, t)``, on ``device`` (the
+    networks' and the replay's)."""
 
-    def __init__(self, contexts: dict[int, FlowContext], T: int) -> None:
+    def __init__(self, contexts: dict[int, FlowContext], T: int, device: torch.device) -> None:
         ids = sorted(contexts)
         self.T = T
-        self.lut = torch.full((max(ids) + 1,), -1, dtype=torch.int64)
-        self.lut[torch.tensor(ids)] = torch.arange(len(ids))
+        lut = torch.full((max(ids) + 1,), -1, dtype=torch.int64)
+        lut[torch.tensor(ids)] = torch.arange(len(ids))
+        self.lut = lut.to(device)
         ctx = [contexts[i] for i in ids]
-        self.mean = torch.stack([c.mean for c in ctx])  # (F, T+1, n)
-        self.std = torch.stack([c.std for c in ctx])
-        raw = torch.stack([c.raw for c in ctx])  # (F, T+1, ...)
+        self.mean = torch.stack([c.mean for c in ctx]).to(device)  # (F, T+1, n)
+        self.std = torch.stack([c.std for c in ctx]).to(device)
+        raw = torch.stack([c.raw for c in ctx]).to(device)  # (F, T+1, ...)
         self.raw = raw.reshape(-1, *raw.shape[2:])  # row f * (T+1) + t: the encoders read each once per batch
 
     def inputs(self, x: torch.Tensor, pos: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -582,7 +593,7 @@ class _Agents:
         actor = lr.nets["actor"]
         s = _standardise(self.x, self.mean[t], self.std[t], t, self.T)
         raw = self.raw[t][None]
-        idx = torch.zeros(self.x.shape[0], dtype=torch.int64)
+        idx = torch.zeros(self.x.shape[0], dtype=torch.int64, device=self.x.device)
         with torch.no_grad():
             u = lr.noise.explore(actor(s, raw, idx), actor_fn=lambda net: net(s, raw, idx), scale=noise_scale,
                                  generator=lr.generators["noise"])
@@ -599,7 +610,7 @@ class _Agents:
                 f"{self.call}: actions out of the problem's range?"
             )
         bonus = lr.noise.bonus((x_next - self.mean[t + 1]) / self.std[t + 1])
-        self.window.append((t, self.x, u, r, bonus if bonus is not None else torch.zeros(r.shape[0], dtype=r.dtype)))
+        self.window.append((t, self.x, u, r, bonus if bonus is not None else r.new_zeros(r.shape[0])))
         if done:  # the horizon ends: every pending transition is complete (no bootstrap)
             while self.window:
                 self._store(x_next, True)
@@ -615,11 +626,12 @@ class _Agents:
         t0, x0, u0, _, _ = self.window[0]
         ret = sum((self.cfg.gamma**j) * w[3] for j, w in enumerate(self.window))
         bonus = sum((self.cfg.gamma**j) * w[4] for j, w in enumerate(self.window))
-        steps, k = len(self.window), x0.shape[0]
+        steps, k, on = len(self.window), x0.shape[0], x0.device
         self.learner.replay.add(ReplaySample(
-            t=torch.full((k,), t0, dtype=torch.int64), x=x0, a=u0, r=ret, x_next=x_last,  # type: ignore[arg-type]
-            done=torch.full((k,), float(done)), bonus=bonus,  # type: ignore[arg-type]
-            flow=torch.full((k,), self.flow_id, dtype=torch.int64), k=torch.full((k,), steps, dtype=torch.int64),
+            t=torch.full((k,), t0, dtype=torch.int64, device=on), x=x0, a=u0, r=ret, x_next=x_last,  # type: ignore[arg-type]
+            done=torch.full((k,), float(done), device=on), bonus=bonus,  # type: ignore[arg-type]
+            flow=torch.full((k,), self.flow_id, dtype=torch.int64, device=on),
+            k=torch.full((k,), steps, dtype=torch.int64, device=on),
         ))
         self.window.pop(0)
 
@@ -636,7 +648,7 @@ def train(learner: DDPGLearner, cfg: DDPGConfig, problem: Problem, m: Flow, flow
     """
     nets, replay, noise, g, acts = learner.nets, learner.replay, learner.noise, learner.generators, learner.actions
     T = problem.T
-    table = _Contexts(learner.contexts, T)
+    table = _Contexts(learner.contexts, T, replay.device)
     agents = _Agents(learner, cfg, problem, m, table, flow_id, call)
     actor, critics = nets["actor"], [nets[f"critic{j}"] for j in range(2 if cfg.twin else 1)]
     target_critics = [nets[f"target_critic{j}"] for j in range(len(critics))]
@@ -655,11 +667,11 @@ def train(learner: DDPGLearner, cfg: DDPGConfig, problem: Problem, m: Flow, flow
             agents.reset()
 
     # One draw per best response: evaluations within it share their agents (common random numbers).
-    eval_seed = int(torch.randint(2**62, (1,), generator=g["eval"]))
+    eval_seed = int(torch.randint(2**62, (1,), generator=g["eval"], device=g["eval"].device))
 
     def evaluate(name: str) -> float:
         """Mean cost of the deterministic ``name`` (actor or target actor) on this response's fixed agents."""
-        gen = torch.Generator().manual_seed(eval_seed)
+        gen = torch.Generator(device=g["eval"].device).manual_seed(eval_seed)
         policy = learner.policy(name, frozen=False)
         return float(rollout_costs(problem, policy, m, n=cfg.eval_agents, generator=gen).mean())
 
@@ -715,7 +727,7 @@ def train(learner: DDPGLearner, cfg: DDPGConfig, problem: Problem, m: Flow, flow
             with torch.no_grad():
                 a1 = nets["target_actor"](s1, raw1, row1)
                 if cfg.smoothing > 0:
-                    eps = torch.randn(a1.shape, generator=g["replay"]) * cfg.smoothing
+                    eps = torch.randn(a1.shape, generator=g["replay"], device=a1.device) * cfg.smoothing
                     a1 = acts.clip(a1 + eps.clamp(-cfg.target_noise_clip, cfg.target_noise_clip))
                 q1 = torch.stack([c(s1, a1, raw1, row1) for c in target_critics]).min(0).values
                 y = r + cfg.gamma ** b.k.to(r.dtype) * (1.0 - b.done) * q1
@@ -810,7 +822,7 @@ class DDPGOracle(LearnedOracle):
     def generators(self) -> dict[str, torch.Generator]:
         """The random streams (:data:`GENERATORS`) of the seed of :attr:`settings`, made at first use."""
         if self._generators is None:
-            self._generators = named_generators(self.settings.seed, GENERATORS)
+            self._generators = named_generators(self.settings.seed, GENERATORS, self.device)
         return self._generators
 
     @property
@@ -876,6 +888,6 @@ class DDPGOracle(LearnedOracle):
             self._generators = None
             return
         for k, g in self.generators.items():
-            g.set_state(state["generators"][k])
+            g.set_state(state["generators"][k].cpu())  # a generator's state is a CPU tensor, whatever its device
         if state["built"]:
             self.learner = DDPGLearner.from_state_dict(cfg, state, self.generators)

@@ -38,6 +38,7 @@ class ExactLQOracle:
     def config(self) -> dict[str, Any]:
         return {"name": self.name}
 
-    def for_run(self, *, seed: int, updates: int) -> ExactLQOracle:
-        """This oracle: it draws nothing at random and has no budget (see :meth:`Oracle.for_run`)."""
+    def for_run(self, *, seed: int, updates: int, device: Any = None) -> ExactLQOracle:
+        """This oracle: it draws nothing at random, has no budget, and computes in numpy (its affine policies act
+        on states wherever they are; see :meth:`Oracle.for_run`)."""
         return self

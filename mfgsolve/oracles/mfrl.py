@@ -84,8 +84,8 @@ class _Inputs:
         return cls(*flow_standardisation(m, T), T)
 
     def state(self, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
-        s = ((x.to(torch.float64) - self.loc) / self.scale).to(torch.float32)
-        return torch.cat([s, time_features(t, self.T, x.shape[0])], dim=1)
+        s = ((x.to(torch.float64) - self.loc.to(x.device)) / self.scale.to(x.device)).to(torch.float32)
+        return torch.cat([s, time_features(t, self.T, x.shape[0], x.device)], dim=1)
 
 
 class MFNetPolicy(Policy):
@@ -97,9 +97,9 @@ class MFNetPolicy(Policy):
 
     def act(self, t: int, x: torch.Tensor, m: Flow) -> torch.Tensor:
         s = self.inputs.state(x, t)
-        raw = self.net.encoder.raw(m, t)[None]
+        raw = self.net.encoder.raw(m, t)[None].to(x.device)
         with torch.no_grad():
-            out = self.net(s, raw, torch.zeros(x.shape[0], dtype=torch.int64))
+            out = self.net(s, raw, torch.zeros(x.shape[0], dtype=torch.int64, device=x.device))
         if self.grid is not None:
             u = self.grid[out.argmax(dim=1)]
         else:
@@ -139,7 +139,7 @@ class _MFOracle(LearnedOracle):
     def generators(self) -> dict[str, torch.Generator]:
         """The random streams of the seed of :attr:`settings`, made at first use."""
         if self._generators is None:
-            self._generators = named_generators(self.settings.seed, self._GENERATORS)
+            self._generators = named_generators(self.settings.seed, self._GENERATORS, self.device)
         return self._generators
 
     @property
@@ -158,17 +158,19 @@ class _MFOracle(LearnedOracle):
                             generator=self.generators["init"])
 
     def _net(self, problem: Problem, out: int) -> _MFNet:
-        net = _MFNet(problem.n, out, self._encoder(problem), hidden=self.cfg.hidden, activation=self.cfg.activation)
+        net = _MFNet(problem.n, out, self._encoder(problem), hidden=self.cfg.hidden,
+                     activation=self.cfg.activation).to(self.device)
         init_parameters(net, self.generators["init"], final=net.body[-1])  # type: ignore[arg-type]
         return net
 
     def _evaluate(self, problem: Problem, policy: Policy, m: Flow) -> float:
-        gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=self.generators["eval"])))
+        seed = int(torch.randint(2**62, (1,), generator=self.generators["eval"], device=self.device))
+        gen = torch.Generator(device=self.device).manual_seed(seed)
         return float(rollout_costs(problem, policy, m, n=self.cfg.eval_agents, generator=gen).mean())
 
     def state_dict(self) -> dict[str, Any]:
         """Networks, optimisers and generator states (a checkpoint of the run, loaded as data: mfgsolve.checkpoint)."""
-        rest = {k: v for k, v in self.__dict__.items() if k not in ("cfg", "_generators")}
+        rest = {k: v for k, v in self.__dict__.items() if k not in ("cfg", "_generators", "device")}
         gens = self._generators
         return {"config": asdict(self.settings),
                 "generators": None if gens is None else {k: g.get_state() for k, g in gens.items()},
@@ -180,17 +182,17 @@ class _MFOracle(LearnedOracle):
         self._generators = None
         if state["generators"] is not None:
             for k, g in self.generators.items():
-                g.set_state(state["generators"][k])
+                g.set_state(state["generators"][k].cpu())  # a generator's state is a CPU tensor, whatever its device
         self.__dict__.update(state["state"])
 
 
 # ------------------------------------------------------------------------------------------------ MF-Q
-def _index_replay(capacity: int, n: int) -> RingBuffer:
+def _index_replay(capacity: int, n: int, device: torch.device) -> RingBuffer:
     """Replay of ``(t, x, j, r, x', done)`` with ``j`` the index of the action on the grid (one flow: no flow
-    index, no n-step bookkeeping)."""
+    index, no n-step bookkeeping), on ``device``."""
     f32 = torch.get_default_dtype()
     return RingBuffer(capacity, {"t": ((), torch.int64), "x": ((n,), f32), "j": ((), torch.int64), "r": ((), f32),
-                                 "x1": ((n,), f32), "done": ((), f32)})
+                                 "x1": ((n,), f32), "done": ((), f32)}, device)
 
 
 @dataclass(frozen=True)
@@ -274,12 +276,12 @@ class MFQOracle(_MFOracle):
             self._target = copy.deepcopy(self._q).requires_grad_(False)
             self._opt = torch.optim.Adam(self._q.parameters(), lr=cfg.lr)
             self._actions = ActionMap.of(problem, cfg.action_bound)
-            axis = torch.linspace(-1.0, 1.0, cfg.actions)
+            axis = torch.linspace(-1.0, 1.0, cfg.actions, device=self.device)
             self._grid = torch.cartesian_prod(*([axis] * p)).reshape(-1, p)
         q, target, inp, grid = self._q, self._target, self._inputs, self._grid
         assert inp is not None
-        raw = q.encoder.raw_flow(m)  # (T+1, ...): the frozen flow's description per t
-        replay = _index_replay(cfg.replay_size, problem.n)
+        raw = q.encoder.raw_flow(m).to(self.device)  # (T+1, ...): the frozen flow's description per t
+        replay = _index_replay(cfg.replay_size, problem.n, self.device)
         scale: float | None = None
         updates = env_steps = 0
         loss_v = math.nan
@@ -288,17 +290,17 @@ class MFQOracle(_MFOracle):
         while not budget.over(updates):
             eps = cfg.epsilon + (cfg.epsilon_final - cfg.epsilon) * budget.fraction(updates)
             with torch.no_grad():
-                greedy = q(inp.state(x, t), raw[t][None], torch.zeros(x.shape[0], dtype=torch.int64)).argmax(1)
-            rand = torch.randint(grid.shape[0], greedy.shape, generator=g["train"])
-            idx = torch.where(torch.rand(greedy.shape, generator=g["train"]) < eps, rand, greedy)
+                greedy = q(inp.state(x, t), raw[t][None], torch.zeros(x.shape[0], dtype=torch.int64, device=x.device)).argmax(1)
+            rand = torch.randint(grid.shape[0], greedy.shape, generator=g["train"], device=x.device)
+            idx = torch.where(torch.rand(greedy.shape, generator=g["train"], device=x.device) < eps, rand, greedy)
             a = self._actions.to_action(grid[idx])
             r = problem.reward(t, x, a, m)
             x1 = problem.step(t, x, a, m, g["rollout"])
             done = t == T - 1
             if done:
                 r = r + problem.terminal_reward(x1, m)
-            replay.add({"t": torch.full((x.shape[0],), t), "x": x, "j": idx, "r": r, "x1": x1,
-                        "done": torch.full(r.shape, float(done))})
+            replay.add({"t": torch.full((x.shape[0],), t, device=x.device), "x": x, "j": idx, "r": r, "x1": x1,
+                        "done": torch.full(r.shape, float(done), device=x.device)})
             env_steps += 1
             x, t = (problem.sample_x0(cfg.n_agents, g["rollout"]).to(torch.float64), 0) if done else (x1, t + 1)
             if len(replay) < max(cfg.batch_size, cfg.n_agents * T):  # one warmup episode first
@@ -399,14 +401,14 @@ class MFACOracle(_MFOracle):
         if self._mu is None:  # built once; later best responses continue from the last networks (warm start)
             self._inputs = _Inputs.from_flow(m, T)
             self._mu, self._v = self._net(problem, p), self._net(problem, 1)
-            self._log_std = nn.Parameter(torch.full((p,), math.log(cfg.init_std)))
+            self._log_std = nn.Parameter(torch.full((p,), math.log(cfg.init_std), device=self.device))
             self._opt_pi = torch.optim.Adam([*self._mu.parameters(), self._log_std], lr=cfg.actor_lr)
             self._opt_v = torch.optim.Adam(self._v.parameters(), lr=cfg.critic_lr)
             self._actions = ActionMap.of(problem, cfg.action_bound)
         mu, v, inp, acts = self._mu, self._v, self._inputs, self._actions
         assert inp is not None
-        raw = mu.encoder.raw_flow(m)
-        raw_v = v.encoder.raw_flow(m)
+        raw = mu.encoder.raw_flow(m).to(self.device)
+        raw_v = v.encoder.raw_flow(m).to(self.device)
         updates = 0
         scale: float | None = None
         stats: dict[str, float] = {}
@@ -416,8 +418,8 @@ class MFACOracle(_MFOracle):
             with torch.no_grad():
                 for t in range(T):
                     s = inp.state(x, t)
-                    u = mu(s, raw[t][None], torch.zeros(B, dtype=torch.int64))
-                    u = u + self._log_std.exp() * torch.randn(u.shape, generator=g["train"])
+                    u = mu(s, raw[t][None], torch.zeros(B, dtype=torch.int64, device=x.device))
+                    u = u + self._log_std.exp() * torch.randn(u.shape, generator=g["train"], device=u.device)
                     a = acts.to_action(acts.clip(u))
                     r = problem.reward(t, x, a, m)
                     x = problem.step(t, x, a, m, g["rollout"])
@@ -427,7 +429,7 @@ class MFACOracle(_MFOracle):
             if scale is None:
                 scale = reward_scale(torch.stack(R), T)
             s_all, u_all = torch.cat(S), torch.cat(U)
-            t_all = torch.arange(T).repeat_interleave(B)
+            t_all = torch.arange(T, device=self.device).repeat_interleave(B)
             ret = (torch.stack(R).flip(0).cumsum(0).flip(0) * scale).reshape(-1).float()  # return to go (T*B,)
             value = v(s_all, raw_v, t_all).squeeze(-1)
             v_loss = F.mse_loss(value, ret)

@@ -138,7 +138,7 @@ class PathwiseConfig:
 def _inputs(x: torch.Tensor, c: FlowContext, t: int, T: int) -> torch.Tensor:
     """Actor input ``(B, n+2)``: the state standardised by the flow's moments at ``t`` (differentiable in ``x``)."""
     s = ((x - c.mean[t].to(x)) / c.std[t].to(x)).to(torch.float32)
-    return torch.cat([s, time_features(t, T, x.shape[0])], dim=1)
+    return torch.cat([s, time_features(t, T, x.shape[0], x.device)], dim=1)
 
 
 def rollout_cost(actor: Actor, actions: ActionMap, problem: Problem, m: Flow, c: FlowContext, *, n: int,
@@ -149,9 +149,9 @@ def rollout_cost(actor: Actor, actions: ActionMap, problem: Problem, m: Flow, c:
     """
     T = problem.T
     x = problem.sample_x0(n, generator).to(dtype)
-    raw = c.raw
-    index = torch.zeros(n, dtype=torch.int64)
-    cost = torch.zeros(n, dtype=dtype)
+    raw = c.raw.to(x.device)  # contexts are kept on the CPU; the actor reads them where it lives
+    index = torch.zeros(n, dtype=torch.int64, device=x.device)
+    cost = torch.zeros(n, dtype=dtype, device=x.device)
     for t in range(T if steps is None else steps):
         a = actions.to_action(actor(_inputs(x, c, t, T), raw[t][None], index), dtype)
         cost = cost - problem.reward(t, x, a, m)
@@ -185,12 +185,12 @@ def check_gradients(actor: Actor, actions: ActionMap, problem: Problem, m: Flow,
         raise refuse("the cost's gradient does not reach the actor")
     # the future cost's dependence on a_0: through step (and the later callbacks' dependence on x)
     x = problem.sample_x0(k, generator).to(dtype)
-    u = (torch.rand(k, problem.p, generator=generator, dtype=torch.float32) - 0.5)
+    u = (torch.rand(k, problem.p, generator=generator, dtype=torch.float32, device=generator.device) - 0.5)
     a0 = actions.to_action(u, dtype).requires_grad_(True)
     try:
         x1 = problem.step(0, x, a0, m, generator).to(dtype)
         if problem.T >= 2:
-            a1 = actions.to_action(torch.zeros(k, problem.p), dtype)
+            a1 = actions.to_action(torch.zeros(k, problem.p, device=x.device), dtype)
             future = -problem.reward(1, x1, a1, m) - problem.terminal_reward(problem.step(1, x1, a1, m, generator), m)
         else:
             future = -problem.terminal_reward(x1, m)
@@ -244,7 +244,7 @@ class PathwiseOracle(LearnedOracle):
     def generators(self) -> dict[str, torch.Generator]:
         """The random streams (:data:`GENERATORS`) of the seed of :attr:`settings`, made at first use."""
         if self._generators is None:
-            self._generators = named_generators(self.settings.seed, GENERATORS)
+            self._generators = named_generators(self.settings.seed, GENERATORS, self.device)
         return self._generators
 
     @property
@@ -271,14 +271,14 @@ class PathwiseOracle(LearnedOracle):
         encoder = make_encoder(cfg.encoder, n, loc=loc, scale=scale, out_dim=cfg.encoder_dim, hidden=cfg.hidden,
                                activation=cfg.activation, bins=16, particles=32, heads=2, generator=g)
         actor = Actor(n, p, encoder, hidden=cfg.hidden, activation=cfg.activation, bounded=bounded,
-                      skip=cfg.actor_skip, steps=T if cfg.step_onehot else None)
+                      skip=cfg.actor_skip, steps=T if cfg.step_onehot else None).to(g.device)
         init_parameters(actor, g, final=actor.head[-1])  # type: ignore[arg-type]
         if actor.skip is not None:  # start from (nearly) zero actions: a random linear feedback can destabilise
             torch.nn.init.zeros_(actor.skip.weight)
         self.actor, self.dims, self.bounds = actor, dims, bounds
         self.optimiser = torch.optim.Adam(actor.parameters(), lr=cfg.lr)
         self.actions = ActionMap(bounds[0], bounds[1], cfg.action_scale)
-        self.std_floor = (0.1 * scale).to(torch.float64)
+        self.std_floor = (0.1 * scale).to("cpu", torch.float64)  # beside the flow contexts, on the CPU
 
     def _policy(self, actor: Actor) -> DDPGPolicy:
         assert self.actions is not None and self.std_floor is not None and self.dims is not None
@@ -310,13 +310,14 @@ class PathwiseOracle(LearnedOracle):
         dtype = DTYPES[cfg.dtype]
         c = flow_context(m, problem.T, actor.encoder, self.std_floor)  # type: ignore[arg-type]
         if call == 1 or not warm:
-            check_gradients(actor, acts, problem, m, c, dtype=dtype, generator=torch.Generator().manual_seed(0))
+            check_gradients(actor, acts, problem, m, c, dtype=dtype,
+                            generator=torch.Generator(device=self.device).manual_seed(0))
         params = list(actor.parameters())
         budget = Budget(cfg.updates, cfg.seconds, start)
-        eval_seed = int(torch.randint(2**62, (1,), generator=g["eval"]))  # one draw per response: CRN within it
+        eval_seed = int(torch.randint(2**62, (1,), generator=g["eval"], device=self.device))  # CRN within a response
 
         def evaluate() -> float:
-            gen = torch.Generator().manual_seed(eval_seed)
+            gen = torch.Generator(device=self.device).manual_seed(eval_seed)
             live = DDPGPolicy(actor, T=problem.T, std_floor=self.std_floor, actions=acts)  # type: ignore[arg-type]
             return float(rollout_costs(problem, live.bind(m), m, n=cfg.eval_agents, generator=gen).mean())
 
@@ -408,11 +409,11 @@ class PathwiseOracle(LearnedOracle):
             self._generators = None
             return
         for k, gg in self.generators.items():
-            gg.set_state(state["generators"][k])
+            gg.set_state(state["generators"][k].cpu())  # a generator's state is a CPU tensor, whatever its device
         if state["built"]:
             dims = tuple(int(v) for v in state["dims"])
             self._make(cfg, dims, state["loc"].double(), state["scale"].double(),  # type: ignore[arg-type]
-                       (state["low"], state["high"]), torch.Generator().manual_seed(0))
+                       (state["low"], state["high"]), torch.Generator(device=self.device).manual_seed(0))
             assert self.actor is not None and self.optimiser is not None
             self.actor.load_state_dict(state["actor"])
             self.optimiser.load_state_dict(state["optimiser"])

@@ -175,9 +175,9 @@ class SB3Policy(Policy):
                          features=population_features(m, self.T))
 
 
-def deterministic_net(model: Any) -> torch.nn.Sequential:
-    """The deterministic policy of an SB3 ``model`` as a ``torch.nn.Sequential`` of torch's own layers, from the
-    observation to the unit action (what ``model.predict(obs, deterministic=True)`` returns)."""
+def deterministic_net(model: Any, device: torch.device | str = "cpu") -> torch.nn.Sequential:
+    """The deterministic policy of an SB3 ``model`` as a ``torch.nn.Sequential`` of torch's own layers on
+    ``device``, from the observation to the unit action (what ``model.predict(obs, deterministic=True)`` returns)."""
     algo = type(model).__name__
     if algo == "SAC":
         actor = model.actor
@@ -189,7 +189,7 @@ def deterministic_net(model: Any) -> torch.nn.Sequential:
         layers = [torch.nn.Flatten(), *pol.mlp_extractor.policy_net, pol.action_net, torch.nn.Hardtanh(-1.0, 1.0)]
     else:
         raise TypeError(f"no deterministic network for {algo}")
-    net = copy.deepcopy(torch.nn.Sequential(*layers)).to("cpu").eval()
+    net = copy.deepcopy(torch.nn.Sequential(*layers)).to(device).eval()
     for p in net.parameters():
         p.requires_grad_(False)
     return net
@@ -263,7 +263,7 @@ class SB3Oracle(LearnedOracle):
         sb3 = _sb3()
         cfg = self.settings
         cls = getattr(sb3, cfg.algo)
-        common = dict(learning_rate=cfg.learning_rate, gamma=cfg.gamma, seed=seed, device="cpu", verbose=0,
+        common = dict(learning_rate=cfg.learning_rate, gamma=cfg.gamma, seed=seed, device=str(self.device), verbose=0,
                       policy_kwargs={"net_arch": [cfg.hidden] * cfg.layers})
         if cfg.algo == "PPO":
             return cls("MlpPolicy", env, n_steps=cfg.n_steps, batch_size=cfg.batch_size, n_epochs=cfg.n_epochs,
@@ -332,9 +332,9 @@ class SB3Oracle(LearnedOracle):
             self.model.learn(total_timesteps=total, callback=self._callback(start, steps),
                              reset_num_timesteps=not warm)
             trained_steps = self.model.num_timesteps - before
-        policy = SB3Policy(deterministic_net(self.model), T=problem.T, actions=env.actions,
+        policy = SB3Policy(deterministic_net(self.model, self.device), T=problem.T, actions=env.actions,
                            population=cfg.population_features)
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator(device=self.device).manual_seed(seed)
         costs = rollout_costs(problem, policy.bind(m), m, n=cfg.eval_agents, generator=g)
         value = float(costs.mean())
         seconds = time.perf_counter() - start
@@ -367,4 +367,4 @@ class SB3Oracle(LearnedOracle):
         self.model = None
         if state["model"] is not None:
             cls = getattr(_sb3(), cfg.algo)
-            self.model = cls.load(io.BytesIO(state["model"]), device="cpu")
+            self.model = cls.load(io.BytesIO(state["model"]), device=str(self.device))
