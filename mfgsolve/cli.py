@@ -7,6 +7,7 @@ file) prints one line on stderr naming what is wrong and exits with code 2, befo
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -520,7 +521,20 @@ def _sweep_parser(sub: Any) -> None:
                    help="torch threads (and Ray CPUs) of each run (default 1)")
     w.add_argument("--address", default=None, metavar="ADDRESS",
                    help="join a running Ray cluster (`ray start --head`; 'auto' or host:port) instead of starting one")
+    w.add_argument("--gpus-per-run", type=_fraction_of_gpus, default=0.0, metavar="FRACTION",
+                   help="the share of a GPU each run holds on Ray (e.g. 0.25: four runs per GPU; default 0). Give "
+                        "the runs device = \"cuda\" in the sweep file")
     w.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _fraction_of_gpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (0 <= value <= 64) or (value > 1 and value != int(value)):
+        raise argparse.ArgumentTypeError(f"--gpus-per-run: a fraction in [0, 1] or a whole number of GPUs, got {text!r}")
+    return value
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -531,7 +545,7 @@ def _sweep(args: argparse.Namespace) -> int:
                                      "many runs at once as it has CPUs")
     sweep = load_sweep(args.sweep_file)  # every cell checked before anything starts
     return run_sweep(sweep, args.out, workers=args.workers, threads=args.threads, address=args.address,
-                     progress=not args.quiet)
+                     gpus=args.gpus_per_run, progress=not args.quiet)
 
 
 @dataclass(frozen=True)
@@ -582,6 +596,12 @@ def check_solve(argv: Sequence[str]) -> CheckedSolve:
         raise SpecError("--particles", "applies to particle flows, not --flow gaussian")
     if args.flow == "gaussian" and args.metric not in ("auto", "moments"):
         raise SpecError("--metric", f"{args.metric!r} applies to particle flows; Gaussian flows use the closed form")
+    from mfgsolve.devices import parse_device
+
+    try:  # by name only: the run resolves it where it runs (a cluster's node may have the GPU this one lacks)
+        parse_device(args.device)
+    except SpecError as exc:
+        raise SpecError("--device", exc.message) from None
     name = Path(args.problem).stem if args.problem.endswith(".toml") else args.problem
     return CheckedSolve(args=args, problem=name, oracle=args.oracle, scheme=scheme.name)
 

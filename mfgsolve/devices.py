@@ -17,7 +17,7 @@ import torch
 
 from mfgsolve.errors import SpecError
 
-__all__ = ["DEVICES", "resolve_device"]
+__all__ = ["DEVICES", "resolve_device", "parse_device"]
 
 #: What ``--device`` takes: ``auto`` is CUDA when it is available, else the CPU; ``cuda:N`` names one GPU.
 DEVICES = ("cpu", "cuda", "auto")
@@ -35,10 +35,35 @@ def resolve_device(spec: str | torch.device | None) -> torch.device:
     SpecError
         (field ``device``) for another name, or for CUDA on a machine where torch sees no CUDA device.
     """
+    device = parse_device(spec)
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        return device
+    if not torch.cuda.is_available():
+        raise SpecError("device", f"{spec} asked for, but torch sees no CUDA device here "
+                                  f"(torch {torch.__version__}); use cpu or auto")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise SpecError("device", f"{device} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def parse_device(spec: str | torch.device | None) -> torch.device | None:
+    """The device ``spec`` names, whatever this machine has (``None`` for ``"auto"``): a sweep checks its runs'
+    devices by name on the machine that launches it, and each run resolves its own where it runs.
+
+    >>> parse_device("cuda:1"), parse_device("auto")
+    (device(type='cuda', index=1), None)
+
+    Raises
+    ------
+    SpecError
+        (field ``device``) for a name that is none of :data:`DEVICES` or ``cuda:N``.
+    """
     if spec is None:
         return torch.device("cpu")
     if isinstance(spec, str) and spec.strip() == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return None
     try:
         device = torch.device(spec.strip() if isinstance(spec, str) else spec)  # type: ignore[arg-type]
     except (RuntimeError, TypeError, ValueError):
@@ -47,9 +72,4 @@ def resolve_device(spec: str | torch.device | None) -> torch.device:
         return torch.device("cpu")
     if device.type != "cuda":
         raise SpecError("device", f"unsupported device {str(device)!r} (choose from {', '.join(DEVICES)}, or cuda:N)")
-    if not torch.cuda.is_available():
-        raise SpecError("device", f"{spec} asked for, but torch sees no CUDA device here "
-                                  f"(torch {torch.__version__}); use cpu or auto")
-    if device.index is not None and device.index >= torch.cuda.device_count():
-        raise SpecError("device", f"{device} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
     return device

@@ -79,6 +79,8 @@ BAD = {
                             "[fixed] threads: is an option of `mfgsolve sweep`"),
     "list outside the grid": (FIXED + "problem = 'lq-1d'\nseed = [0, 1]\n[grid]\nscheme = ['fp']\n",
                               "[fixed] seed: one value expected"),
+    "unknown device": (FIXED + "problem = 'lq-1d'\n[grid]\ndevice = ['cpu', 'tpu']\n",
+                       "grid cell (device = \"tpu\"): --device: unknown device 'tpu'"),
     "the same run twice": (FIXED + "problem = 'lq-1d'\n[grid]\nseed = [0]\n[[runs]]\nseed = 0\n", "the same run twice"),
 }
 
@@ -90,6 +92,15 @@ def test_bad_sweep_file_is_one_line_and_nothing_is_written(tmp_path, capsys, cas
     assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and expected in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("share", ["-0.5", "1.5", "half"])
+def test_a_bad_share_of_a_gpu_is_refused(tmp_path, capsys, share):
+    (tmp_path / "s.toml").write_text(SWEEP)
+    assert main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out"), "--gpus-per-run", share]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--gpus-per-run" in err
     assert not (tmp_path / "out").exists()
 
 

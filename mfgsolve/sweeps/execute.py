@@ -153,7 +153,7 @@ def _place(payload: bytes, target: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------- driver
 def run_sweep(sweep: Sweep, out: Path, *, workers: int | None = None, threads: int = 1, address: str | None = None,
-              progress: bool = True) -> int:
+              gpus: float = 0.0, progress: bool = True) -> int:
     """Run the sweep's cells on Ray into ``out`` and aggregate them; the command's exit code.
 
     Parameters
@@ -170,6 +170,9 @@ def run_sweep(sweep: Sweep, out: Path, *, workers: int | None = None, threads: i
         torch threads of each run, and the Ray CPUs each task holds.
     address : str, optional
         A running Ray cluster to join (``"auto"`` or ``host:port``) instead of starting a local one.
+    gpus : float
+        The fraction of a GPU each run holds (Ray's ``num_gpus``; e.g. 0.25 runs four at once on one GPU). The runs
+        use it when their ``device`` is ``cuda`` or ``auto``; 0 (the default) asks for none.
     progress : bool
         One progress bar over the runs (tqdm, on stderr).
 
@@ -199,7 +202,7 @@ def run_sweep(sweep: Sweep, out: Path, *, workers: int | None = None, threads: i
     if todo:
         owned = _start_ray(ray, workers=workers, threads=threads, address=address)
         try:
-            failed = _execute(ray, todo, runs, manifest, out, threads=threads, total=len(sweep.cells),
+            failed = _execute(ray, todo, runs, manifest, out, threads=threads, gpus=gpus, total=len(sweep.cells),
                               progress=progress)
         finally:
             if owned:
@@ -257,12 +260,12 @@ def _start_ray(ray: Any, *, workers: int | None, threads: int, address: str | No
 
 
 def _execute(ray: Any, cells: list[Cell], runs: Path, manifest: dict[str, Any], out: Path, *, threads: int,
-             total: int, progress: bool) -> dict[str, str]:
+             gpus: float, total: int, progress: bool) -> dict[str, str]:
     """Submit a task per cell, collect them as they end (unpacking runs from other nodes); the failed runs' errors."""
     from tqdm.auto import tqdm
 
     node = ray.get_runtime_context().get_node_id()
-    remote = ray.remote(num_cpus=threads, max_retries=0)(execute)
+    remote = ray.remote(num_cpus=threads, num_gpus=gpus, max_retries=0)(execute)
     pending = {}
     for cell in cells:
         directory = runs / cell.id
