@@ -17,7 +17,7 @@ from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, RunDirError
 
 __all__ = ["main", "check_solve", "CheckedSolve"]
 
-from mfgsolve.presets import BR_CHECK_UPDATES, EXACT, LEARNED, PATHWISE, default_threads
+from mfgsolve.presets import BR_CHECK_UPDATES, EXACT, FINAL_RESPONSE_UPDATES, LEARNED, PATHWISE, default_threads
 
 #: The oracles of mfgsolve's own registry (``mfgsolve.oracles`` entry points), for the help text.
 ORACLES = ("exact", "ddpg", "ddpg-nopop", "mf-q", "mf-ac", "pathwise", "sb3:SAC|TD3|DDPG|PPO")
@@ -225,6 +225,13 @@ def _parser() -> _Parser:
     s.add_argument("--br-updates", type=_positive_int("--br-updates"), default=None,
                    help=f"gradient updates per learned best response (default {LEARNED.br_updates}, {PATHWISE.br_updates} pathwise; "
                         "an update budget keeps a seeded run reproducible)")
+    s.add_argument("--final-response", choices=("auto", "pathwise", "ddpg", "none"), default="auto",
+                   help="a problem with no exact exploitability (not LQ, no grid DP) reports a lower bound by a best "
+                        "response trained to the final flow: auto = pathwise where the callbacks pass gradients, "
+                        "else ddpg; none = no bound (default auto)")
+    s.add_argument("--final-response-updates", type=_positive_int("--final-response-updates"), default=None,
+                   help=f"updates of that response (default {FINAL_RESPONSE_UPDATES['pathwise']} pathwise, "
+                        f"{FINAL_RESPONSE_UPDATES['ddpg']} ddpg)")
     s.add_argument("--br-seconds", type=_positive_float("--br-seconds"), default=None,
                    help="wall seconds per learned best response (alone: instead of the update budget; with "
                         "--br-updates: whichever ends first; machine-dependent, so not bit-reproducible)")
@@ -381,7 +388,7 @@ def _reference(problem: Any, args: argparse.Namespace) -> int:
 def _solve(problem: Any, args: argparse.Namespace) -> int:
     import torch
 
-    from mfgsolve.options import Gaussian, Particles, RunDir, Stop
+    from mfgsolve.options import Evaluation, Gaussian, Particles, RunDir, Stop
     from mfgsolve.presets import preset_for
     from mfgsolve.solve import solve
 
@@ -406,7 +413,8 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
     run_dir = args.resume if args.resume is not None else args.out
     result = solve(problem, oracle, scheme=scheme, stop=Stop(args.iterations, args.tol), flow=flow, seed=args.seed,
                    run_dir=RunDir(run_dir, resume=args.resume is not None, overwrite=args.force),
-                   progress=False if args.quiet else None, device=args.device)
+                   progress=False if args.quiet else None, device=args.device,
+                   evaluation=Evaluation(response=args.final_response, response_updates=args.final_response_updates))
     s = result.summary
     fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
     print(
@@ -414,6 +422,10 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
         f"gap {fmt(result.history[-1].gap)}, residual {fmt(s.residuals[-1])}, rate {fmt(s.contraction_rate)}, mean_error {fmt(s.mean_error)}, "
         f"relative_exploitability {fmt(s.relative_exploitability)}"
     )
+    if s.exploitability_bound is not None:
+        b = s.exploitability_bound
+        print(f"the exploitability is a lower bound: the gap to a {b['oracle']} best response of {b['updates']} "
+              f"updates (seed {b['seed']}) to the final flow")
     if s.advice:
         print(f"advice: {s.advice}")
     print(f"run written to {run_dir}")

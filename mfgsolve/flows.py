@@ -185,7 +185,10 @@ class ParticleFlow:
             take = torch.rand(self.size, generator=generator, dtype=torch.float64, device=generator.device) < weight
             take = take.to(self.x.device)
             x = torch.where(take[None, :, None], other.x.to(self.x), self.x)
-            w = torch.where(take[None, :], other.w.to(self.w), self.w)
+            ow = other.w.to(self.w)
+            if torch.equal(ow, self.w):  # equal weights stay exactly equal (1/N need not sum to one in floats)
+                return ParticleFlow(x, self.w)
+            w = torch.where(take[None, :], ow, self.w)
             return ParticleFlow(x, w / w.sum(dim=1, keepdim=True))
         x = torch.cat([self.x, other.x.to(self.x)], dim=1)
         w = torch.cat([(1 - weight) * self.w, weight * other.w.to(self.w)], dim=1)

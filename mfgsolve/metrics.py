@@ -22,7 +22,7 @@ Distances are per ``t`` (an array ``(T+1,)``); the outer loop uses their maximum
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import ot
@@ -333,6 +333,34 @@ def _gap_to(
         value += w * d.mean
         var += (w * d.se) ** 2
     return value, math.sqrt(var)
+
+
+def bounding_response(problem: Problem, kind: str = "auto", *, updates: int | None = None,
+                      seed: int = 0) -> tuple[Oracle, dict[str, Any]]:
+    """The strongest best-response oracle available for a problem with no exact exploitability, and its record.
+
+    ``kind`` ``auto``: the pathwise oracle where the problem's callbacks pass gradients
+    (:func:`mfgsolve.oracles.pathwise.differentiable`), DDPG elsewhere. ``updates`` default:
+    :data:`mfgsolve.presets.FINAL_RESPONSE_UPDATES`. The record (``oracle``, ``updates``, ``seed``) is what a
+    report states beside the bound (:func:`exploitability_by_oracle`).
+
+    Raises
+    ------
+    SpecError
+        (``final_response``) ``pathwise`` asked for a problem whose callbacks cut the gradient.
+    """
+    from mfgsolve.oracles.ddpg import DDPGOracle
+    from mfgsolve.oracles.pathwise import PathwiseOracle, differentiable
+    from mfgsolve.presets import FINAL_RESPONSE_UPDATES
+
+    smooth = differentiable(problem) if kind in ("auto", "pathwise") else False
+    if kind == "pathwise" and not smooth:
+        raise SpecError("final_response", "pathwise: the problem's callbacks do not pass gradients (use ddpg or auto)")
+    name = "pathwise" if kind == "pathwise" or (kind == "auto" and smooth) else "ddpg"
+    n = FINAL_RESPONSE_UPDATES[name] if updates is None else int(updates)
+    oracle: Oracle = (PathwiseOracle(seed=seed, updates=n, progress=False) if name == "pathwise"
+                      else DDPGOracle(seed=seed, updates=n, progress=False))
+    return oracle, {"oracle": name, "updates": n, "seed": seed}
 
 
 def exploitability_by_oracle(

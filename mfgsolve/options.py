@@ -90,10 +90,24 @@ class Evaluation:
 
     particles: int = 2000
     final_particles: int = 100_000
+    response: Literal["auto", "pathwise", "ddpg", "none"] = "auto"
+    """Where mfgsolve has no exploitability of the problem (neither LQ nor a problem with its own, such as a grid
+    DP), the summary's is a **lower bound** by a best response trained to the final policy's flow: ``auto`` the
+    pathwise oracle on a problem whose callbacks pass gradients, DDPG elsewhere; ``none``: no bound. The oracle,
+    its budget and seed are recorded in ``config.json`` and ``summary.json`` (``exploitability_bound``)."""
+    response_updates: int | None = None
+    """Updates of that response (``None``: :data:`mfgsolve.presets.FINAL_RESPONSE_UPDATES` of its oracle)."""
+    response_agents: int = 20_000
+    """Agents of the bound's Monte-Carlo cost difference (common random numbers)."""
 
     def __post_init__(self) -> None:
         _count("eval_particles", self.particles, 0)
         _count("final_eval_particles", self.final_particles, 0)
+        if self.response not in ("auto", "pathwise", "ddpg", "none"):
+            raise SpecError("final_response", f"must be auto, pathwise, ddpg or none, got {self.response!r}")
+        if self.response_updates is not None:
+            _count("final_response_updates", self.response_updates, 1)
+        _count("final_response_agents", self.response_agents, 2)
 
 
 @dataclass(frozen=True)

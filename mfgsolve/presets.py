@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the command line reads the presets before it loads torch
     from mfgsolve.schemes import Scheme
 
-__all__ = ["Preset", "EXACT", "LEARNED", "PATHWISE", "BR_CHECK_UPDATES", "preset_for", "default_threads"]
+__all__ = ["Preset", "EXACT", "LEARNED", "PATHWISE", "BR_CHECK_UPDATES", "FINAL_RESPONSE_UPDATES", "preset_for", "default_threads"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,10 @@ LEARNED = Preset(iterations=15, tol=1e-3, default_scheme="fp", alpha=0.6, recenc
 #: in most of each one and fewer responses reach the particle flow's floor.
 PATHWISE = Preset(iterations=10, tol=1e-3, default_scheme="fp", alpha=0.9, recency=30.0, br_updates=200,
                   br_check_updates=1000)
+#: Updates of the best response that bounds the final exploitability of a problem with no exact one
+#: (:class:`mfgsolve.Evaluation`), per oracle: the pathwise response's br-check budget, and the DDPG budget of the
+#: bounds reported before the pathwise oracle existed.
+FINAL_RESPONSE_UPDATES = {"pathwise": 1000, "ddpg": 3000}
 #: Updates of one best response trained by :func:`mfgsolve.br_check` when no budget is given (learned oracles).
 BR_CHECK_UPDATES = LEARNED.br_check_updates
 

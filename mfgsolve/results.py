@@ -107,6 +107,10 @@ class Summary:
     wall_seconds: float
     suggestion: dict[str, Any] | None = None
     """The scheme the advice recommends, as its ``config()`` (e.g. ``{"name": "damped", "alpha": 0.31}``)."""
+    exploitability_bound: dict[str, Any] | None = None
+    """For a problem with no exact exploitability: the trained best response whose gap is the exploitability
+    reported (a **lower bound**): ``oracle``, ``updates``, ``seed``, ``agents``. ``None``: the value is exact (or
+    an unbiased Monte-Carlo estimate on an LQ problem)."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,7 +26,8 @@ from mfgsolve.diagnosis import diagnose, posterior_bound, regression_rate, runni
 from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, RunDirError, SpecError
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.lq.problem import LQProblem
-from mfgsolve.metrics import METHODS, Method, exploitability, flow_distance, mean_error, resolution
+from mfgsolve.metrics import (METHODS, Method, bounding_response, exploitability, exploitability_by_oracle,
+                              flow_distance, mean_error, resolution)
 from mfgsolve.oracles.base import Oracle
 from mfgsolve.policies import Policy
 from mfgsolve.population import FlowKind, propagate, static_flow
@@ -182,9 +183,15 @@ def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, stop: Any, flow:
     probe_problem(problem, device)
 
 
+def _exact_exploitability(problem: Problem) -> bool:
+    """Whether :func:`mfgsolve.exploitability` computes the problem's exploitability (LQ, or a problem with its
+    own, such as a grid DP); elsewhere the summary's is a bound by a trained response."""
+    return isinstance(problem, LQProblem) or callable(getattr(problem, "exploitability", None))
+
+
 def _summary(problem: Problem, oracle: Oracle, scheme: Scheme, history: list[IterationRecord], *, converged: bool,
              diagnosis: str, advice: str | None, expl: Any, reference: Reference | None, wall: float,
-             suggestion: Scheme | None = None) -> Summary:
+             suggestion: Scheme | None = None, bound: dict[str, Any] | None = None) -> Summary:
     """The summary of a run from its history, its verdict and the final exploitability (``None``: none)."""
     residuals = [h.residual for h in history]
     return Summary(
@@ -207,6 +214,7 @@ def _summary(problem: Problem, oracle: Oracle, scheme: Scheme, history: list[Ite
         reference_rho=float(reference.rho) if reference is not None and reference.rho is not None else None,
         wall_seconds=wall,
         suggestion=suggestion.config() if suggestion is not None else None,
+        exploitability_bound=bound,
     )
 
 
@@ -318,6 +326,11 @@ def solve(
     particles = default_particles(problem) if not isinstance(flow, Particles) or flow.n is None else flow.n
     estimator = _resolve_metric(flow.metric if isinstance(flow, Particles) else "auto", kind, problem.n)
     source = problem_source(problem)
+    bound_oracle, bound_record = None, None
+    if not _exact_exploitability(problem) and evaluation.response != "none":
+        bound_oracle, bound_record = bounding_response(problem, evaluation.response,
+                                                      updates=evaluation.response_updates, seed=seed + 2)
+        bound_record["agents"] = evaluation.response_agents
     config = {
         "problem": problem.config(),
         "oracle": oracle.config(),
@@ -332,6 +345,7 @@ def solve(
         "eval_particles": eval_particles,
         "final_eval_particles": final_eval_particles,
         "initial_flow": rundir.flow_digest(initial_flow),
+        **({"final_response": bound_record} if bound_record is not None else {}),
         **({"source": source} if source is not None else {}),
         **(metadata or {}),
         "environment": environment(device),
@@ -440,6 +454,11 @@ def solve(
 
         # the summary's exploitability: exact where it can be, else an accurate Monte-Carlo estimate of the final policy
         expl = exploitability(problem, st.policy, n=final_eval_particles, generator=eval_generator, flow=st.m)
+        if expl is None and bound_oracle is not None:  # a lower bound by the strongest trained response
+            assert bound_record is not None
+            responder = bound_oracle.for_run(seed=bound_record["seed"], updates=bound_record["updates"], device=device)
+            expl = exploitability_by_oracle(problem, st.policy, responder, n=bound_record["agents"],
+                                            particles=particles, generator=eval_generator)
         verdict = diagnose(
             st.gaps,
             st.cosines,
@@ -456,7 +475,7 @@ def solve(
         )
         summary = _summary(problem, oracle, scheme, history, converged=converged and verdict.diagnosis != "failed-response",
                            diagnosis=verdict.diagnosis, advice=verdict.advice, expl=expl, reference=reference, wall=wall,
-                           suggestion=verdict.suggestion)
+                           suggestion=verdict.suggestion, bound=bound_record if expl is not None else None)
         assert st.policy is not None
         result = SolveResult(history=tuple(history), summary=summary, flow=st.m, policy=st.policy, config=config)
         if out is not None:

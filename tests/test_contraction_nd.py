@@ -235,3 +235,14 @@ def test_cli_failed_response_exits_3_with_a_summary_and_settable_advice(tmp_path
     from mfgsolve.cli import _br_settings
 
     assert _br_settings(["grad_clip=1", "actor_lr=1e-3"], "ddpg") == {"grad_clip": 1, "actor_lr": 1e-3}
+
+
+def test_mixing_flows_of_equal_weights_keeps_them_equal_for_any_size():
+    # 1/N need not sum to one in floats (N = 1000): a renormalised mixture's weights then differ from the other
+    # flow's by an ulp and the coupling distance refused them (a 2-D learned run failed at its second iteration)
+    g = torch.Generator().manual_seed(0)
+    a = mfg.ParticleFlow.uniform(torch.randn(3, 1000, 2, generator=g, dtype=torch.float64))
+    b = mfg.ParticleFlow.uniform(torch.randn(3, 1000, 2, generator=g, dtype=torch.float64))
+    mixed = a.mix(b, 1 / 7, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(mixed.w, a.w)
+    assert mfg.wasserstein(mixed, b, method="coupling").shape == (3,)

@@ -137,3 +137,47 @@ def test_solve_runs_and_a_resumed_run_is_the_uninterrupted_one(tmp_path):
                         run_dir=mfg.RunDir(tmp_path / "cut", resume=True), **kw)
     assert _rows(tmp_path / "cut" / "history.csv") == _rows(tmp_path / "full" / "history.csv")
     assert resumed.summary.residuals == full.summary.residuals
+
+
+def test_a_warm_started_response_takes_its_share_of_the_budget():
+    pb = mfg.load_problem("lq-1d")
+    m = _equilibrium(pb)
+    oracle = PathwiseOracle(seed=0, updates=20, **TINY)
+    first, info = oracle.best_response(pb, m)
+    _, warm = oracle.best_response(pb, m, warm_start=first)
+    assert info.extra["updates"] == 20 and warm.extra["updates"] == math.ceil(0.25 * 20)
+    cold = PathwiseOracle(seed=0, updates=20, warm_start=False, **TINY)
+    cold.best_response(pb, m)
+    assert cold.best_response(pb, m, warm_start=first)[1].extra["updates"] == 20
+
+
+def test_the_strongest_response_is_pathwise_where_gradients_pass_and_ddpg_elsewhere():
+    from mfgsolve.metrics import bounding_response
+
+    pb = mfg.load_problem("lq-1d")
+    oracle, record = bounding_response(pb)
+    assert isinstance(oracle, PathwiseOracle) and record == {"oracle": "pathwise", "updates": 1000, "seed": 0}
+    oracle, record = bounding_response(_Detaching(pb), updates=7, seed=3)
+    assert isinstance(oracle, mfg.DDPGOracle) and record == {"oracle": "ddpg", "updates": 7, "seed": 3}
+    with pytest.raises(SpecError) as err:
+        bounding_response(_Detaching(pb), "pathwise")
+    assert err.value.field == "final_response"
+
+
+def test_a_problem_with_no_exact_exploitability_reports_a_stated_lower_bound(tmp_path):
+    pb = mfg.load_problem("crowd-navigation")
+    kw = dict(stop=mfg.Stop(iterations=1), flow=mfg.Particles(256), seed=0, progress=False)
+    oracle = mfg.DDPGOracle(updates=10, batch_size=32, progress=False)
+    ev = mfg.Evaluation(particles=64, final_particles=64, response_updates=3, response_agents=128)
+    run = mfg.solve(pb, oracle, evaluation=ev, run_dir=tmp_path / "bound", **kw)
+    record = {"oracle": "pathwise", "updates": 3, "seed": 2, "agents": 128}
+    assert run.summary.exploitability_bound == record and run.config["final_response"] == record
+    assert run.summary.exploitability is not None and math.isfinite(run.summary.exploitability)
+    assert mfg.load_run(tmp_path / "bound").summary["exploitability_bound"] == record
+    off = mfg.solve(pb, mfg.DDPGOracle(updates=10, batch_size=32, progress=False),
+                    evaluation=mfg.Evaluation(particles=64, final_particles=64, response="none"), **kw)
+    assert off.summary.exploitability is None and off.summary.exploitability_bound is None
+    assert "final_response" not in off.config
+    # an LQ run's exploitability is exact: no bound, and its config (and fingerprint) as before
+    lq = mfg.solve(mfg.load_problem("lq-1d"), mfg.ExactLQOracle(), stop=mfg.Stop(iterations=1), progress=False)
+    assert lq.summary.exploitability_bound is None and "final_response" not in lq.config
