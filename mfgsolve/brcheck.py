@@ -53,6 +53,10 @@ class BRCheck(Gap):
     device: str
     """Where the oracle trained and the evaluation ran (``cpu``, ``cuda:0``...)."""
     oracle_info: dict[str, Any]
+    oracle_config: dict[str, Any] | None = None
+    """The oracle's settings as it trained (seed and budget resolved; :meth:`Oracle.config`)."""
+    problem_config: dict[str, Any] | None = None
+    """The problem's parameters (:meth:`Problem.config`)."""
 
     @property
     def relative_gap(self) -> float:
@@ -86,6 +90,8 @@ class BRCheck(Gap):
             "seed": self.seed,
             "device": self.device,
             "oracle_info": plain["oracle_info"],
+            "oracle_config": plain["oracle_config"],
+            "problem_config": plain["problem_config"],
         }
 
 
@@ -161,4 +167,6 @@ def br_check(
         seed=seed,
         device=str(device),
         oracle_info={"value": info.value, **info.extra},
+        oracle_config=oracle.config(),
+        problem_config=problem.config(),
     )

@@ -244,6 +244,8 @@ def _parser() -> _Parser:
     b.add_argument("--updates", type=_positive_int("--updates"), default=None,
                    help=f"update budget (default when --seconds is not given: {BR_CHECK_UPDATES}, "
                         f"{PATHWISE.br_check_updates} pathwise)")
+    b.add_argument("--br-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a setting of the learned oracle, as for solve (e.g. lr=1e-2 for pathwise); repeatable")
     b.add_argument("--seed", type=_integer("--seed", 0), default=0, help="seed of the oracle and of the evaluation (default 0)")
     b.add_argument("--threads", type=_integer("--threads", 1, 4096), default=None, help=THREADS_HELP)
     b.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -21,10 +21,13 @@ def test_br_check_exact_oracle_has_zero_gap(tmp_path):
 
 def test_br_check_ddpg_tiny_budget(tmp_path, capsys):
     argv = ["br-check", "lq-1d", "--set", "T=4", "--oracle", "ddpg", "--updates", "5", "--seed", "3", "--quiet",
-            "--out", str(tmp_path)]
+            "--br-set", "batch_size=64", "--out", str(tmp_path)]
     assert main(argv) == 0
     res = json.loads((tmp_path / "br_check.json").read_text())
     assert res["oracle"] == "ddpg" and res["seed"] == 3 and res["oracle_info"]["updates"] == 5
+    # the settings it trained with, traceable: --br-set, the budget and the run's seed
+    assert res["oracle_config"]["batch_size"] == 64 and res["oracle_config"]["updates"] == 5
+    assert res["oracle_config"]["seed"] == 3 and res["problem_config"]["spec"]["T"] == 4
     assert res["J_policy"] == pytest.approx(res["J_best"] + res["gap"])
     # 5 updates are far from optimal, so the doubling stops at once: s.e. within a tenth of the gap
     assert res["gap_se"] <= 0.1 * abs(res["gap"])
@@ -40,6 +43,8 @@ def test_br_check_ddpg_tiny_budget(tmp_path, capsys):
         (["br-check", "lq-1d", "--seed", "-1", "--out", "OUT"], "--seed"),
         (["br-check", "lq-1d"], "--out"),
         (["br-check", "no-such", "--out", "OUT"], "no-such"),
+        (["br-check", "lq-1d", "--br-set", "batch_size=0", "--out", "OUT"], "--br-set"),
+        (["br-check", "lq-1d", "--oracle", "exact", "--br-set", "batch=2", "--out", "OUT"], "--br-set"),
     ],
 )
 def test_br_check_bad_input(args, needle, capsys, tmp_path):
