@@ -108,6 +108,10 @@ class PathwiseConfig:
     """Scale of unbounded actions: the actor's unit output times this (ignored when the problem has bounds)."""
     grad_clip: float | None = None
     """Clip the gradient norm to this (``None``: no clipping)."""
+    average_from: float | None = 0.5
+    """Average the actor's parameters over the iterates from this fraction of the budget on (Polyak-Ruppert
+    averaging) and evaluate the average as one more candidate (``None``: no averaging). The averaged iterate is
+    returned when it evaluates best (``best_update = -1``)."""
     eval_every: int = 100
     """Evaluate the actor every this many updates (and at the end)."""
     eval_agents: int = 4096
@@ -137,6 +141,7 @@ class PathwiseConfig:
             need(getattr(self, name) >= 1, name, "must be a positive integer")
         need(self.eval_agents >= 2, "eval_agents", "must be at least 2")
         need(0 < self.warm_budget <= 1, "warm_budget", "must lie in (0, 1]")
+        need(self.average_from is None or 0 <= self.average_from < 1, "average_from", "must lie in [0, 1) or be None")
         for name in ("lr", "warm_lr", "action_scale"):
             need(getattr(self, name) > 0, name, "must be positive")
         need(0 < self.lr_final <= 1, "lr_final", "must lie in (0, 1]")
@@ -372,6 +377,8 @@ class PathwiseOracle(LearnedOracle):
                    disable=None if cfg.progress is None else not cfg.progress, leave=False,
                    unit="upd" if by_updates else "s")
         updates, loss_value, last_eval = 0, math.nan, -1
+        average: list[torch.Tensor] | None = None
+        averaged = 0
         checkpoint(0)  # the starting actor (the warm start) is a candidate too
         last_eval = 0
         while not budget.over(updates):
@@ -389,6 +396,13 @@ class PathwiseOracle(LearnedOracle):
             opt.step()
             loss_value = float(loss.detach())
             updates += 1
+            if cfg.average_from is not None and budget.fraction(updates) >= cfg.average_from:
+                with torch.no_grad():  # the running mean of the iterates since average_from
+                    averaged += 1
+                    if average is None:
+                        average = [prm.detach().clone() for prm in params]
+                    else:
+                        torch._foreach_lerp_(average, [prm.detach() for prm in params], 1.0 / averaged)
             if by_updates:
                 bar.update(1)
             if updates % cfg.eval_every == 0:
@@ -402,12 +416,20 @@ class PathwiseOracle(LearnedOracle):
         if last_eval != updates:
             checkpoint(updates)
         final_J = evals[-1][2]
+        average_J = math.nan
+        if average is not None and averaged > 1:  # the averaged iterate is one more candidate
+            with torch.no_grad():
+                for prm, mean in zip(params, average):
+                    prm.copy_(mean)
+            average_J = evaluate()
+            if average_J < best_J:
+                best_J, best_update, best_state = average_J, -1, copy.deepcopy(actor.state_dict())
         if best_state is not None:
             actor.load_state_dict(best_state)
         policy = self._policy(copy.deepcopy(actor).eval().requires_grad_(False))
         seconds = time.perf_counter() - start
         extra = {"updates": updates, "rollouts": updates * cfg.batch, "eval_J": best_J, "final_eval_J": final_J,
-                 "best_update": best_update, "loss": loss_value, "eval_seed": eval_seed, "evals": evals,
+                 "best_update": best_update, "average_J": average_J, "averaged": averaged, "loss": loss_value, "eval_seed": eval_seed, "evals": evals,
                  "seconds": seconds}
         return policy, BestResponseInfo(seconds=seconds, value=best_J, extra=extra)
 
