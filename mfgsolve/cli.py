@@ -330,6 +330,13 @@ def _main(args: argparse.Namespace, option: str, directory: Path | None) -> int:
         else:
             print("mfgsolve: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:  # stdout closed by its reader (`| head`): not a failure to write the results
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes it
+        where = f"; the results are in {directory}" if directory is not None else ""
+        print(f"mfgsolve: standard output was closed (broken pipe){where}", file=sys.stderr)
+        return 1
     except OSError as exc:  # a full disk, a directory made read-only during the run
         where = exc.filename or directory
         hint = ""

@@ -143,3 +143,14 @@ def test_scheme_default_depends_on_the_oracle(scheme, oracle, extra, field, valu
     assert main(args) == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["scheme"] == {"name": scheme, field: value}
+
+
+def test_a_closed_standard_output_is_named_as_such_not_as_a_write_failure(tmp_path):
+    # `mfgsolve br-check ... | head -1`: the reader goes away before the command prints; the results are written
+    proc = subprocess.Popen([sys.executable, "-m", "mfgsolve.cli", "br-check", "lq-1d", "--oracle", "exact", "--set", "T=4",
+                             "--out", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 1
+    assert err.strip() == f"mfgsolve: standard output was closed (broken pipe); the results are in {tmp_path / 'out'}"
+    assert (tmp_path / "out" / "br_check.json").is_file()
