@@ -17,7 +17,8 @@ from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, RunDirError
 
 __all__ = ["main", "check_solve", "CheckedSolve"]
 
-from mfgsolve.presets import BR_CHECK_UPDATES, EXACT, FINAL_RESPONSE_UPDATES, LEARNED, PATHWISE, default_threads
+from mfgsolve.presets import (BR_CHECK_UPDATES, EXACT, FINAL_RESPONSE_UPDATES, LEARNED, PATHWISE, RESPONSES,
+                              default_threads)
 
 #: The oracles of mfgsolve's own registry (``mfgsolve.oracles`` entry points), for the help text.
 ORACLES = ("exact", "ddpg", "ddpg-nopop", "mf-q", "mf-ac", "pathwise", "sb3:SAC|TD3|DDPG|PPO")
@@ -225,7 +226,7 @@ def _parser() -> _Parser:
     s.add_argument("--br-updates", type=_positive_int("--br-updates"), default=None,
                    help=f"gradient updates per learned best response (default {LEARNED.br_updates}, {PATHWISE.br_updates} pathwise; "
                         "an update budget keeps a seeded run reproducible)")
-    s.add_argument("--final-response", choices=("auto", "pathwise", "ddpg", "none"), default="auto",
+    s.add_argument("--final-response", choices=RESPONSES, default="auto",
                    help="a problem with no exact exploitability (not LQ, no grid DP) reports a lower bound by a best "
                         "response trained to the final flow: auto = pathwise where the callbacks pass gradients, "
                         "else ddpg; none = no bound (default auto)")
@@ -394,20 +395,17 @@ def _reference(problem: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _solve(problem: Any, args: argparse.Namespace) -> int:
-    import torch
-
-    from mfgsolve.options import Evaluation, Gaussian, Particles, RunDir, Stop
-    from mfgsolve.presets import preset_for
-    from mfgsolve.solve import solve
-
+def _solve_setup(problem: Any, args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
+    """The oracle, scheme, stop, flow and evaluation of ``mfgsolve solve``'s arguments, every one checked (cheap:
+    nothing is trained or solved): the one place :func:`_solve` and :func:`check_solve` make them."""
     from mfgsolve.lq.problem import LQProblem
+    from mfgsolve.options import Evaluation, Gaussian, Particles, Stop
+    from mfgsolve.presets import preset_for
 
     oracle = _oracle(args, problem, {"updates": ("--br-updates", args.br_updates),
                                      "seconds": ("--br-seconds", args.br_seconds)})
     if args.flow == "gaussian" and not isinstance(problem, LQProblem):
         raise SpecError("--flow", "gaussian flows need an LQ problem")
-    torch.set_num_threads(args.threads or default_threads())
     scheme = preset_for(oracle).scheme(args.scheme, alpha=args.alpha, recency=args.recency)
     if args.flow == "gaussian":
         if args.particles is not None:
@@ -419,11 +417,22 @@ def _solve(problem: Any, args: argparse.Namespace) -> int:
         flow = Particles(args.particles, args.metric)
     else:
         flow = None  # the default of solve(): Gaussian for LQ with the exact oracle, else particles
+    evaluation = Evaluation(response=args.final_response, response_updates=args.final_response_updates)
+    return oracle, scheme, Stop(args.iterations, args.tol), flow, evaluation
+
+
+def _solve(problem: Any, args: argparse.Namespace) -> int:
+    import torch
+
+    from mfgsolve.options import RunDir
+    from mfgsolve.solve import solve
+
+    oracle, scheme, stop, flow, evaluation = _solve_setup(problem, args)
+    torch.set_num_threads(args.threads or default_threads())
     run_dir = args.resume if args.resume is not None else args.out
-    result = solve(problem, oracle, scheme=scheme, stop=Stop(args.iterations, args.tol), flow=flow, seed=args.seed,
+    result = solve(problem, oracle, scheme=scheme, stop=stop, flow=flow, seed=args.seed,
                    run_dir=RunDir(run_dir, resume=args.resume is not None, overwrite=args.force),
-                   progress=False if args.quiet else None, device=args.device,
-                   evaluation=Evaluation(response=args.final_response, response_updates=args.final_response_updates))
+                   progress=False if args.quiet else None, device=args.device, evaluation=evaluation)
     s = result.summary
     fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
     print(
@@ -585,16 +594,14 @@ def check_solve(argv: Sequence[str]) -> CheckedSolve:
     """Check the arguments of ``mfgsolve solve`` (without ``--out``) as the command does before its run starts.
 
     It parses ``argv`` with the command's parser and makes the problem, oracle and scheme (cheap: nothing is
-    trained or solved), so that a sweep refuses a bad cell before any run starts. The flow checks are those of
-    :func:`_solve`.
+    trained or solved) as :func:`_solve` does, so that a sweep refuses a bad cell before any run starts.
 
     Raises
     ------
     SpecError
         One line naming the option and what is wrong with its value.
     """
-    from mfgsolve.lq.problem import LQProblem
-    from mfgsolve.presets import preset_for
+    from mfgsolve.devices import parse_device
     from mfgsolve.registry import load_problem
 
     try:
@@ -606,19 +613,9 @@ def check_solve(argv: Sequence[str]) -> CheckedSolve:
         raise SpecError(option, message.removeprefix(f"{option}: ")) from None
     try:
         problem = load_problem(args.problem, _parse_sets(args.set))
-        oracle = _oracle(args, problem, {"updates": ("--br-updates", args.br_updates),
-                                         "seconds": ("--br-seconds", args.br_seconds)})
-        scheme = preset_for(oracle).scheme(args.scheme, alpha=args.alpha, recency=args.recency)
+        _, scheme, *_ = _solve_setup(problem, args)
     except SpecError as exc:
         raise SpecError(_FLAGS.get(exc.field, exc.field), exc.message) from None
-    if args.flow == "gaussian" and not isinstance(problem, LQProblem):
-        raise SpecError("--flow", "gaussian flows need an LQ problem")
-    if args.flow == "gaussian" and args.particles is not None:
-        raise SpecError("--particles", "applies to particle flows, not --flow gaussian")
-    if args.flow == "gaussian" and args.metric not in ("auto", "moments"):
-        raise SpecError("--metric", f"{args.metric!r} applies to particle flows; Gaussian flows use the closed form")
-    from mfgsolve.devices import parse_device
-
     try:  # by name only: the run resolves it where it runs (a cluster's node may have the GPU this one lacks)
         parse_device(args.device)
     except SpecError as exc:

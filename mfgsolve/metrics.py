@@ -267,6 +267,12 @@ def mean_error(m: Flow, reference_mean: np.ndarray) -> float:
     return err / scale if scale > 0 else err
 
 
+def computes_exploitability(problem: object) -> bool:
+    """Whether :func:`exploitability` has a value for ``problem``: an LQ problem, or one with its own
+    ``exploitability`` (a grid DP). Elsewhere a run bounds it by a trained response (:func:`bounding_response`)."""
+    return isinstance(problem, LQProblem) or callable(getattr(problem, "exploitability", None))
+
+
 def exploitability(
     problem: object, policy: Policy, *, n: int = 0, generator: torch.Generator | None = None,
     flow: Flow | None = None,
@@ -283,6 +289,8 @@ def exploitability(
       Monte Carlo on common random numbers (each mixture component against the best response, ``n`` agents
       shared in proportion to the weights), with its standard error in ``se``.
     """
+    if not computes_exploitability(problem):
+        return None
     own = getattr(problem, "exploitability", None)
     if callable(own) and flow is not None:
         e = own(policy, flow)

@@ -21,6 +21,7 @@ import numpy as np
 
 from mfgsolve.errors import RunDirError, SpecError
 from mfgsolve.metrics import METHODS, Method
+from mfgsolve.presets import RESPONSES
 
 __all__ = ["Particles", "Gaussian", "FlowOption", "Stop", "Evaluation", "RunDir"]
 
@@ -103,8 +104,8 @@ class Evaluation:
     def __post_init__(self) -> None:
         _count("eval_particles", self.particles, 0)
         _count("final_eval_particles", self.final_particles, 0)
-        if self.response not in ("auto", "pathwise", "ddpg", "none"):
-            raise SpecError("final_response", f"must be auto, pathwise, ddpg or none, got {self.response!r}")
+        if self.response not in RESPONSES:
+            raise SpecError("final_response", f"must be one of {', '.join(RESPONSES)}, got {self.response!r}")
         if self.response_updates is not None:
             _count("final_response_updates", self.response_updates, 1)
         _count("final_response_agents", self.response_agents, 2)

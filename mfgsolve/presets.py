@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the command line reads the presets before it loads torch
     from mfgsolve.schemes import Scheme
 
-__all__ = ["Preset", "EXACT", "LEARNED", "PATHWISE", "BR_CHECK_UPDATES", "FINAL_RESPONSE_UPDATES", "preset_for", "default_threads"]
+__all__ = ["Preset", "EXACT", "LEARNED", "PATHWISE", "BR_CHECK_UPDATES", "FINAL_RESPONSE_UPDATES", "RESPONSES", "preset_for", "default_threads"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,9 @@ PATHWISE = Preset(iterations=10, tol=1e-3, default_scheme="fp", alpha=0.9, recen
 #: (:class:`mfgsolve.Evaluation`), per oracle: the pathwise response's br-check budget, and the DDPG budget of the
 #: bounds reported before the pathwise oracle existed.
 FINAL_RESPONSE_UPDATES = {"pathwise": 1000, "ddpg": 3000}
+#: What :class:`mfgsolve.Evaluation` may bound that exploitability with: ``auto`` (pathwise where the problem's
+#: callbacks pass gradients, else DDPG), one of :data:`FINAL_RESPONSE_UPDATES`' oracles, or ``none``.
+RESPONSES = ("auto", *FINAL_RESPONSE_UPDATES, "none")
 #: Updates of one best response trained by :func:`mfgsolve.br_check` when no budget is given (learned oracles).
 BR_CHECK_UPDATES = LEARNED.br_check_updates
 

@@ -24,7 +24,8 @@ import numpy as np
 from mfgsolve.flows import Flow
 from mfgsolve.policies import Policy
 
-__all__ = ["IterationRecord", "Summary", "SolveResult", "RunFiles", "save_run", "load_run", "environment", "write_json", "save_npz", "write_history", "atomic_write"]
+__all__ = ["IterationRecord", "Summary", "SolveResult", "RunFiles", "save_run", "load_run", "environment", "write_json", "save_npz", "write_history", "atomic_write",
+           "Estimate", "estimate"]
 
 
 @dataclass(frozen=True)
@@ -313,3 +314,32 @@ def environment(device: Any = "cpu") -> dict[str, Any]:
         **gpu,
         "torch_threads": torch.get_num_threads(),
     }
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Mean, standard deviation and 95% Student-t confidence interval of ``n`` values (``nan`` where undefined)."""
+
+    n: int
+    mean: float
+    sd: float
+    low: float
+    high: float
+
+
+def estimate(values: Sequence[float]) -> Estimate:
+    r"""The :class:`Estimate` of the finite ``values`` (``None`` and NaN left out): the mean :math:`\bar v`, the
+    standard deviation :math:`s` (ddof 1) and :math:`\bar v \pm t_{0.975,\,n-1}\, s / \sqrt{n}` (undefined where
+    :math:`n < 2`). The seed statistics of sweep tables and of the paper's tables."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+    n = int(v.size)
+    if n == 0:
+        return Estimate(0, math.nan, math.nan, math.nan, math.nan)
+    mean = float(v.mean())
+    if n == 1:
+        return Estimate(1, mean, math.nan, math.nan, math.nan)
+    sd = float(v.std(ddof=1))
+    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+    return Estimate(n, mean, sd, mean - half, mean + half)

@@ -26,8 +26,8 @@ from mfgsolve.diagnosis import diagnose, posterior_bound, regression_rate, runni
 from mfgsolve.errors import NoEquilibriumError, ResponseFailedError, RunDirError, SpecError
 from mfgsolve.flows import Flow, GaussianFlow, ParticleFlow
 from mfgsolve.lq.problem import LQProblem
-from mfgsolve.metrics import (METHODS, Method, bounding_response, exploitability, exploitability_by_oracle,
-                              flow_distance, mean_error, resolution)
+from mfgsolve.metrics import (METHODS, Method, bounding_response, computes_exploitability, exploitability,
+                              exploitability_by_oracle, flow_distance, mean_error, resolution)
 from mfgsolve.oracles.base import Oracle
 from mfgsolve.policies import Policy
 from mfgsolve.population import FlowKind, propagate, static_flow
@@ -183,12 +183,6 @@ def _check_arguments(problem: Any, oracle: Any, scheme: Any, *, stop: Any, flow:
     probe_problem(problem, device)
 
 
-def _exact_exploitability(problem: Problem) -> bool:
-    """Whether :func:`mfgsolve.exploitability` computes the problem's exploitability (LQ, or a problem with its
-    own, such as a grid DP); elsewhere the summary's is a bound by a trained response."""
-    return isinstance(problem, LQProblem) or callable(getattr(problem, "exploitability", None))
-
-
 def _summary(problem: Problem, oracle: Oracle, scheme: Scheme, history: list[IterationRecord], *, converged: bool,
              diagnosis: str, advice: str | None, expl: Any, reference: Reference | None, wall: float,
              suggestion: Scheme | None = None, bound: dict[str, Any] | None = None) -> Summary:
@@ -327,7 +321,7 @@ def solve(
     estimator = _resolve_metric(flow.metric if isinstance(flow, Particles) else "auto", kind, problem.n)
     source = problem_source(problem)
     bound_oracle, bound_record = None, None
-    if not _exact_exploitability(problem) and evaluation.response != "none":
+    if not computes_exploitability(problem) and evaluation.response != "none":
         bound_oracle, bound_record = bounding_response(problem, evaluation.response,
                                                       updates=evaluation.response_updates, seed=seed + 2)
         bound_record["agents"] = evaluation.response_agents

@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 import mfgsolve as mfg
 from mfgsolve.presets import LEARNED
+from mfgsolve.results import estimate
 
 HERE = Path(__file__).resolve().parent
 FIGURES, TABLES = HERE / "figures", HERE / "tables"
@@ -275,13 +276,9 @@ def _band(ax: Any, k: np.ndarray, values: np.ndarray, label: str) -> None:
 
 
 def _ci95(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and the half-width of a Student-t 95% interval over seeds."""
-    import scipy.stats
-
-    v = np.asarray(values, dtype=float)
-    if v.size < 2:
-        return float(v.mean()), float("nan")
-    return float(v.mean()), float(scipy.stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+    """Mean and the half-width of a Student-t 95% interval over seeds (:func:`mfgsolve.results.estimate`)."""
+    e = estimate(values)
+    return e.mean, (e.high - e.low) / 2
 
 
 def e2_accuracy(quick: bool) -> None:

@@ -17,10 +17,10 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from mfgsolve.results import Estimate, estimate
 from mfgsolve.sweeps.spec import Sweep, _flatten, _toml
 
 __all__ = ["SUMMARY_COLUMNS", "FIGURES", "Estimate", "estimate", "run_rows", "group_rows", "aggregate"]
@@ -31,34 +31,6 @@ SUMMARY_COLUMNS = ("iterations_done", "converged", "diagnosis", "mean_error", "r
 #: The figures averaged over seeds: column in ``runs.csv`` -> heading in ``table.md`` and its scale.
 FIGURES = {"mean_error": ("mean error (%)", 100.0), "relative_exploitability": ("relative exploitability (%)", 100.0),
            "iterations_done": ("iterations", 1.0), "wall_seconds": ("wall time (s)", 1.0)}
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """Mean, standard deviation and 95% Student-t confidence interval of ``n`` values (``nan`` where undefined)."""
-
-    n: int
-    mean: float
-    sd: float
-    low: float
-    high: float
-
-
-def estimate(values: Sequence[float]) -> Estimate:
-    """The :class:`Estimate` of ``values`` (see the module docstring)."""
-    import numpy as np
-    from scipy import stats
-
-    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=float)
-    n = int(v.size)
-    if n == 0:
-        return Estimate(0, math.nan, math.nan, math.nan, math.nan)
-    mean = float(v.mean())
-    if n == 1:
-        return Estimate(1, mean, math.nan, math.nan, math.nan)
-    sd = float(v.std(ddof=1))
-    half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
-    return Estimate(n, mean, sd, mean - half, mean + half)
 
 
 def _summary(directory: Path) -> dict[str, Any]:
